@@ -1,0 +1,25 @@
+"""gluon-modern-cnn: the "Modern Convolutional Neural Networks" chapter of Dive into Deep Learning
+(MXNet/Gluon edition), runnable today.
+
+Importing the package makes MXNet 1.9.1 importable on numpy 1.23 to 1.26 and activates
+``npx.set_np()`` semantics for the importing thread, as the book's notebooks do. Run legacy ``nd``
+code (for example gluoncv's model zoo) inside ``with gluon_modern_cnn.legacy_mode(): ...``.
+
+The book's helper names are importable from here, so ``import gluon_modern_cnn as d2l`` can stand in
+for ``from d2l import mxnet as d2l`` in the chapter's cells.
+"""
+from ._compat import activate_np, import_mxnet, legacy_mode, np_thread, restore_numpy_aliases
+
+import_mxnet()
+activate_np()
+
+__version__ = "0.1.0"
+
+# The chapter's blocks and models (sections 7.1 to 7.7, and the older edition's 5.12 ResNet).
+from .models import (BatchNorm, DenseBlock, HybridDenseBlock, HybridInception,  # noqa: E402
+                     HybridResidual, Inception, Residual, alexnet, batch_norm, conv_arch,
+                     conv_block, densenet, gluonbook_resnet, googlenet, lenet_bn,
+                     lenet_bn_scratch, lenet_with_batch_norm, nin, nin_block, resnet,
+                     resnet_block, small_conv_arch, transition_block, vgg, vgg_block)
+from .registry import (InputSizeError, ModelInfo, get_model, list_models,  # noqa: E402
+                       model_info, register_book_model, register_model)

@@ -1,0 +1,86 @@
+"""Make MXNet 1.9.1 usable on today's numpy, and switch between numpy and legacy semantics.
+
+MXNet 1.9.1 (the last 1.x release) still refers to ``numpy.bool`` and ``numpy.int``, aliases that
+numpy 1.24 removed. Python 3.12 has no numpy wheel older than 1.26, so without this shim MXNet cannot
+be imported there at all. The shim only adds the builtin types back under their old names; it changes
+nothing numpy itself computes.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+import warnings
+from typing import Callable, Iterator, TypeVar
+
+import numpy
+
+__all__ = ["restore_numpy_aliases", "import_mxnet", "legacy_mode", "activate_np", "np_thread"]
+
+# The aliases numpy 1.24 removed (all deprecated since 1.20), mapped to what they always meant.
+_REMOVED_NUMPY_ALIASES = {"bool": bool, "int": int, "float": float, "complex": complex,
+                          "object": object, "str": str}
+
+_INSTALL_HINT = ("Install it with `pip install 'gluon-modern-cnn[cpu]'` (CPU wheel) or "
+                 "`pip install 'gluon-modern-cnn[gpu]'` (CUDA 11.2 wheel, compute capability 5.0 to 8.6).")
+
+
+def restore_numpy_aliases() -> None:
+    """Put back ``numpy.bool``, ``numpy.int``, ... where numpy >= 1.24 removed them (idempotent)."""
+    for name, builtin in _REMOVED_NUMPY_ALIASES.items():
+        if name not in vars(numpy):
+            setattr(numpy, name, builtin)
+
+
+@functools.lru_cache(maxsize=None)
+def import_mxnet():
+    """Import and return the ``mxnet`` module, first making it importable on numpy 1.24 to 1.26."""
+    restore_numpy_aliases()
+    try:
+        with warnings.catch_warnings():
+            # MXNet's own import trips deprecations users cannot act on: numpy 1.25+ warns that
+            # `np.bool` will one day mean `np.bool_`, numpy that its financial functions are gone,
+            # setuptools that distutils' LooseVersion is deprecated.
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import mxnet
+    except ImportError as err:
+        raise ImportError(f"gluon_modern_cnn needs MXNet 1.9.1, which could not be imported ({err}). "
+                          + _INSTALL_HINT) from err
+    if not mxnet.__version__.startswith("1.9."):
+        warnings.warn(f"gluon_modern_cnn is tested with MXNet 1.9.1; found {mxnet.__version__}.",
+                      RuntimeWarning, stacklevel=2)
+    return mxnet
+
+
+def activate_np() -> None:
+    """Turn on ``npx.set_np()`` semantics for the calling thread (MXNet keeps them per thread)."""
+    mx = import_mxnet()
+    if not (mx.util.is_np_array() and mx.util.is_np_shape()):
+        mx.npx.set_np()
+
+
+@contextlib.contextmanager
+def legacy_mode() -> Iterator[None]:
+    """Run legacy ``mx.nd`` / ``mx.sym`` code (for example gluoncv's model zoo) inside a scope.
+
+    Inside the ``with`` block numpy semantics are off for the current thread; they are restored on
+    exit, also when the block raises. Arrays crossing the boundary convert with ``.as_nd_ndarray()``
+    (numpy -> legacy) and ``.as_np_ndarray()`` (legacy -> numpy).
+    """
+    mx = import_mxnet()
+    with mx.util.np_array(False), mx.util.np_shape(False):
+        yield
+
+
+T = TypeVar("T")
+
+
+def np_thread(func: Callable[..., T]) -> Callable[..., T]:
+    """Decorate a function that runs in another thread so that it sees ``npx.set_np()`` semantics."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            activate_np()
+        return func(*args, **kwargs)
+    return wrapper

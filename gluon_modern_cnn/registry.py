@@ -1,0 +1,233 @@
+"""The model registry: every model of the package by name, with what the book says about it.
+
+Naming convention (one place, used by the CLI, tests, benchmarks and docs):
+
+* ``alexnet``, ``vgg11``, ``nin``, ``googlenet``, ``resnet18``, ... : the book's code as written
+  (custom blocks are ``nn.Block`` subclasses, containers ``nn.Sequential``).
+* ``<name>_hybrid``: the faster twin, the same architecture built from ``HybridBlock``s so that it can
+  be hybridized; it keeps the book's structure and attribute names, so one parameter file loads into
+  both (``net.save_parameters`` / ``load_parameters`` use structural names such as ``1.0.conv1.weight``).
+* ``<name>_imagenet``: the ImageNet configuration of a model (3 input channels, 1000 classes, 224x224
+  inputs); without the suffix a model has the chapter's configuration (1 channel, 10 classes, the
+  book's input size).
+* Variants from the papers (the chapter's exercises) carry the papers' names: ``vgg16``, ``vgg16_bn``,
+  ``resnet50_v1``, ``resnet50_v2``, ``densenet121``, ``googlenet_bn``, ...
+"""
+from __future__ import annotations
+
+import contextlib
+import difflib
+import fnmatch
+import functools
+import io
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+from ._compat import import_mxnet
+
+__all__ = ["ModelInfo", "register_model", "register_book_model", "get_model", "list_models", "model_info",
+           "InputSizeError"]
+
+
+# MXNet warns when a block with hooks is hybridized, because the hooks of a *child* of a hybridized
+# block do not run; the input-size check is a hook on the outermost block, where it always runs.
+warnings.filterwarnings("ignore", message=r'".*" is being hybridized while still having forward '
+                                          r'hook/pre-hook', category=UserWarning)
+
+
+class InputSizeError(ValueError):
+    """An input image is too small for the network (raised before any layer fails obscurely)."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the package knows about a registered model."""
+
+    name: str
+    constructor: Callable = field(repr=False)
+    family: str
+    section: str                 # book section ("7.6") or paper the model comes from
+    input_size: int              # height = width of the input the model is used with
+    in_channels: int = 1
+    num_classes: int = 10
+    hybrid: bool = False         # built from HybridBlocks (can be hybridized)
+    twin: Optional[str] = None   # the other member of a book/_hybrid pair
+    book_settings: Optional[str] = None  # key of `book.SECTIONS` whose hyperparameters apply
+    description: str = ""
+
+    @property
+    def input_shape(self) -> Tuple[int, int, int, int]:
+        """Shape of one example in NCHW layout, batch dimension 1."""
+        return (1, self.in_channels, self.input_size, self.input_size)
+
+    @property
+    def hyperparameters(self):
+        """The book's training settings for this model (``book.Hyperparameters``), or ``None``."""
+        if self.book_settings is None:
+            return None
+        from . import book
+        book_model = self.twin if self.hybrid and self.twin else self.name
+        return book.training_run(self.book_settings, book_model).hyperparameters
+
+    @property
+    def min_input_size(self) -> int:
+        """Smallest height/width the network accepts, calculated from its layers."""
+        return _min_input_size(self.name)
+
+
+_REGISTRY: Dict[str, ModelInfo] = {}
+
+
+def register_model(name: str, *, family: str, section: str, input_size: int, in_channels: int = 1,
+                   num_classes: int = 10, hybrid: bool = False, twin: Optional[str] = None,
+                   book_settings: Optional[str] = None, description: str = "",
+                   kwargs: Optional[Mapping[str, Any]] = None) -> Callable[[Callable], Callable]:
+    """Decorator registering a model constructor under ``name``; refuses duplicate names.
+
+    ``kwargs`` are passed to the constructor on every call (callers may override them), so one
+    builder function serves several names, for example once per row of a spec table.
+    """
+    def decorator(builder: Callable) -> Callable:
+        if name in _REGISTRY:
+            raise ValueError(f"model name {name!r} is already registered "
+                             f"(by {_REGISTRY[name].constructor.__qualname__})")
+        constructor = functools.partial(builder, **kwargs) if kwargs else builder
+        _REGISTRY[name] = ModelInfo(
+            name=name, constructor=constructor, family=family, section=section,
+            input_size=input_size, in_channels=in_channels, num_classes=num_classes, hybrid=hybrid,
+            twin=twin, book_settings=book_settings,
+            description=description or (builder.__doc__ or "").strip().splitlines()[0])
+        return builder
+    return decorator
+
+
+def register_book_model(name: str, *, kwargs: Optional[Mapping[str, Any]] = None,
+                        **metadata) -> Callable[[Callable], Callable]:
+    """Register the book's version of a model as ``name`` and its faster twin as ``name_hybrid``.
+
+    The builder must take a keyword ``hybrid``: ``False`` builds the book's code as written,
+    ``True`` the same architecture from HybridBlocks.
+    """
+    def decorator(builder: Callable) -> Callable:
+        register_model(name, twin=f"{name}_hybrid", kwargs=kwargs, **metadata)(builder)
+        register_model(f"{name}_hybrid", twin=name, hybrid=True,
+                       kwargs={**(kwargs or {}), "hybrid": True}, **metadata)(builder)
+        return builder
+    return decorator
+
+
+def _ensure_models_loaded() -> None:
+    # The model modules register themselves on import; importing here keeps `registry` importable
+    # on its own without a circular import.
+    from . import models  # noqa: F401
+
+
+def list_models(pattern: str = "*") -> List[str]:
+    """Names of the registered models matching a shell-style ``pattern``, sorted."""
+    _ensure_models_loaded()
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+
+
+def model_info(name: str) -> ModelInfo:
+    """The :class:`ModelInfo` of a registered model; unknown names raise ``ValueError``."""
+    _ensure_models_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown model {name!r}.{hint} Valid names: "
+                         f"{', '.join(sorted(_REGISTRY))}") from None
+
+
+def get_model(name: str, *, check_input_size: bool = True, **kwargs):
+    """Build the registered model ``name``; keyword arguments go to its constructor.
+
+    The returned network checks the size of its input on every call and raises
+    :class:`InputSizeError` naming the minimum size when the images are too small for it (switch off
+    with ``check_input_size=False``).
+    """
+    info = model_info(name)
+    net = info.constructor(**kwargs)
+    if check_input_size:
+        net.register_forward_pre_hook(_InputSizeCheck(info.name))
+    return net
+
+
+class _InputSizeCheck:
+    """Forward pre-hook raising a clear error for images smaller than the network accepts."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.checked: set = set()
+
+    def __call__(self, block, inputs) -> None:
+        shape = tuple(inputs[0].shape)
+        if shape in self.checked:
+            return
+        if len(shape) != 4:
+            raise ValueError(f"{self.name} expects a batch of images of shape (batch, channels, "
+                             f"height, width); got an input of shape {shape}")
+        minimum = _min_input_size(self.name)
+        if min(shape[2:]) < minimum:
+            raise InputSizeError(
+                f"{self.name} needs input images of at least {minimum}x{minimum} pixels; got "
+                f"{shape[2]}x{shape[3]}. Resize the images (e.g. "
+                f"load_data_fashion_mnist(batch_size, resize={model_info(self.name).input_size})).")
+        self.checked.add(shape)
+
+
+@functools.lru_cache(maxsize=None)
+def _min_input_size(name: str) -> int:
+    """Smallest square input size the network accepts (sizes are monotone: n works => n + 1 works).
+
+    Calculated by MXNet's symbolic shape inference on the hybridizable member of the model's pair,
+    which allocates no parameters; a model without one is probed with forward passes of a fresh
+    instance on one zero image.
+    """
+    info = model_info(name)
+    hybrid_name = name if info.hybrid else info.twin
+    accepts = _shape_inference_probe(hybrid_name, info) if hybrid_name else _forward_probe(info)
+    high = max(info.input_size, 1)
+    if not accepts(high):
+        raise RuntimeError(f"{name} does not accept its own input size {high}")
+    low = 0  # invariant: accepts(high) and not accepts(low); size 0 is never accepted
+    while high - low > 1:
+        middle = (low + high) // 2
+        if accepts(middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def _shape_inference_probe(hybrid_name: str, info: ModelInfo) -> Callable[[int], bool]:
+    mx = import_mxnet()
+    with mx.name.NameManager():
+        symbol = model_info(hybrid_name).constructor()(mx.sym.var("data").as_np_ndarray())
+
+    def accepts(size: int) -> bool:
+        try:
+            # infer_shape prints its arguments to stdout when it fails; keep that quiet.
+            with contextlib.redirect_stdout(io.StringIO()):
+                _, out_shapes, _ = symbol.infer_shape(data=(1, info.in_channels, size, size))
+        except mx.base.MXNetError:  # a layer's window does not fit its input
+            return False
+        return all(dim > 0 for out in out_shapes for dim in out)
+    return accepts
+
+
+def _forward_probe(info: ModelInfo) -> Callable[[int], bool]:
+    mx = import_mxnet()
+
+    def accepts(size: int) -> bool:
+        with mx.name.NameManager():
+            net = info.constructor()
+            net.initialize()
+            try:
+                out = net(mx.np.zeros((1, info.in_channels, size, size)))
+                return all(dim > 0 for dim in out.shape)
+            except mx.base.MXNetError:
+                return False
+    return accepts
