@@ -23,3 +23,12 @@ from .models import (BatchNorm, DenseBlock, HybridDenseBlock, HybridInception,  
                      resnet_block, small_conv_arch, transition_block, vgg, vgg_block)
 from .registry import (InputSizeError, ModelInfo, get_model, list_models,  # noqa: E402
                        model_info, register_book_model, register_model)
+
+# The d2l helpers the chapter's cells call (devices, data, training, plotting).
+from .checkpoint import load_parameters, save_parameters  # noqa: E402
+from .data import (get_dataloader_workers, get_fashion_mnist_labels,  # noqa: E402
+                   load_data_fashion_mnist)
+from .devices import num_gpus, try_all_gpus, try_gpu  # noqa: E402
+from .plotting import Animator  # noqa: E402
+from .training import (Accumulator, History, Timer, accuracy,  # noqa: E402
+                       evaluate_accuracy_gpu, train_ch5, train_ch6)

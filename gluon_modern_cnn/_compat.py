@@ -15,7 +15,8 @@ from typing import Callable, Iterator, TypeVar
 
 import numpy
 
-__all__ = ["restore_numpy_aliases", "import_mxnet", "legacy_mode", "activate_np", "np_thread"]
+__all__ = ["restore_numpy_aliases", "import_mxnet", "legacy_mode", "activate_np", "np_thread",
+           "mxnet_error_summary"]
 
 # The aliases numpy 1.24 removed (all deprecated since 1.20), mapped to what they always meant.
 _REMOVED_NUMPY_ALIASES = {"bool": bool, "int": int, "float": float, "complex": complex,
@@ -84,3 +85,12 @@ def np_thread(func: Callable[..., T]) -> Callable[..., T]:
             activate_np()
         return func(*args, **kwargs)
     return wrapper
+
+
+def mxnet_error_summary(err: BaseException) -> str:
+    """The one informative line of an MXNetError (its text starts with a C++ traceback)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for line in lines:
+        if "Check failed" in line or "MXNetError:" in line:
+            return line.split("MXNetError:", 1)[-1].strip()
+    return lines[-1] if lines else type(err).__name__

@@ -32,7 +32,7 @@ __all__ = ["ModelInfo", "register_model", "register_book_model", "get_model", "l
 
 # MXNet warns when a block with hooks is hybridized, because the hooks of a *child* of a hybridized
 # block do not run; the input-size check is a hook on the outermost block, where it always runs.
-warnings.filterwarnings("ignore", message=r'".*" is being hybridized while still having forward '
+warnings.filterwarnings("ignore", message=r'(?s)".*" is being hybridized while still having forward '
                                           r'hook/pre-hook', category=UserWarning)
 
 
@@ -163,6 +163,8 @@ class _InputSizeCheck:
         self.checked: set = set()
 
     def __call__(self, block, inputs) -> None:
+        if not hasattr(inputs[0], "shape"):  # a Symbol (export, shape inference): nothing to check
+            return
         shape = tuple(inputs[0].shape)
         if shape in self.checked:
             return

@@ -1,0 +1,377 @@
+"""Saving and loading what a trained network holds, and training checkpoints, written atomically.
+
+``Block.save_parameters`` stores Parameters only. The book's from-scratch ``BatchNorm`` (section
+7.5) keeps its moving statistics as plain array attributes, so a network saved that way and loaded
+again predicts with a moving variance of 0. :func:`save_parameters` stores those array attributes
+too, under the same structural names a Parameter would have (``1.moving_mean``), so the file also
+loads into the hybridizable twin, where the statistics are Parameters.
+
+A training checkpoint (:func:`save_checkpoint`) is one zip archive holding everything a run needs to
+continue: the parameters (as :func:`save_parameters` writes them), the trainer's optimizer state,
+and a JSON manifest with the model, the number of finished epochs, the settings and the history. It
+is written to a temporary file beside its target and renamed over it, so at every moment the target
+is either the previous complete checkpoint or the new complete one, and zip's CRC-32 checksums
+expose a file damaged later.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
+
+import mxnet as mx
+from mxnet import gluon, npx
+
+from ._compat import mxnet_error_summary
+from .training import History
+
+__all__ = ["array_states", "network_state", "save_parameters", "load_parameters", "atomic_write",
+           "CheckpointError", "Checkpoint", "save_checkpoint", "load_checkpoint",
+           "remove_stale_temporaries", "CHECKPOINT_FORMAT", "FAULT_ENV_VAR"]
+
+PathLike = Union[str, os.PathLike]
+
+#: Identifies the manifest of a checkpoint archive; ``version`` changes with its layout.
+CHECKPOINT_FORMAT = {"format": "gluon-modern-cnn training checkpoint", "version": 1}
+_MANIFEST, _PARAMETERS, _TRAINER = "checkpoint.json", "model.params", "trainer.states"
+
+#: Test-only fault injection: ``kill-before-rename:N`` makes the process kill itself (SIGKILL) once
+#: the checkpoint of epoch N is completely written to its temporary file, just before the rename.
+FAULT_ENV_VAR = "GLUON_MODERN_CNN_TEST_FAULT"
+
+
+class CheckpointError(ValueError):
+    """A parameter or checkpoint file that does not fit the model, or a damaged file."""
+
+
+def _blocks_with_prefix(block: gluon.Block, prefix: str = "") -> Iterator[Tuple[str, gluon.Block]]:
+    yield prefix, block
+    for name, child in block._children.items():
+        yield from _blocks_with_prefix(child, f"{prefix}{name}.")
+
+
+def array_states(net: gluon.Block) -> Dict[str, Tuple[gluon.Block, str]]:
+    """State a block keeps in plain array attributes (not Parameters), by structural name."""
+    states = {}
+    for prefix, block in _blocks_with_prefix(net):
+        for attr, value in vars(block).items():
+            if isinstance(value, (mx.np.ndarray, mx.nd.NDArray)) and not attr.startswith("_"):
+                states[prefix + attr] = (block, attr)
+    return states
+
+
+def _temporary_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def atomic_write(path: PathLike, write: Callable[[str], Any], *,
+                 before_replace: Optional[Callable[[Path], None]] = None) -> Path:
+    """Call ``write(tmp_path)`` then rename the finished file onto ``path``: a kill at any moment
+    leaves either the old file or the new one, never half a file.
+
+    The temporary file is synced to disk before the rename; ``before_replace(tmp_path)`` runs
+    between the two (used for fault injection in tests).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide the file from the user's group
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        if before_replace is not None:
+            before_replace(Path(tmp))
+        os.replace(tmp, path)
+        _fsync_directory(path.parent)  # makes the rename itself survive a power cut
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; set it straight back
+    os.umask(mask)
+    return mask
+
+
+# Read once, at import: os.umask() changes the process-wide mask for a moment.
+_UMASK = _read_umask()
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. platforms that cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(path: PathLike) -> list:
+    """Delete the temporary files :func:`atomic_write` left beside ``path`` when a process was
+    killed before renaming them; returns the deleted paths."""
+    path = Path(path)
+    stale = sorted(path.parent.glob(f"{_temporary_prefix(path)}*.tmp")) if path.parent.is_dir() \
+        else []
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameter files
+# ---------------------------------------------------------------------------------------------
+
+def _parameter_arrays(net: gluon.Block) -> Dict[str, mx.np.ndarray]:
+    arrays = {}
+    for name, param in net._collect_params_with_prefix().items():
+        if param._data is None and param._deferred_init:
+            raise CheckpointError(f"parameter {name} is not initialized yet (its shape is inferred "
+                                  "at the first forward pass); run the network once before saving")
+        arrays[name] = param.data(param.list_ctx()[0]).copyto(mx.cpu())
+    return arrays
+
+
+def network_state(net: gluon.Block) -> Dict[str, mx.np.ndarray]:
+    """Everything ``net`` holds, by structural name, copied to the CPU: its parameters (batch-norm
+    running statistics included) and its array-held state (the scratch BatchNorm's statistics)."""
+    arrays = _parameter_arrays(net)
+    for name, (block, attr) in array_states(net).items():
+        arrays.setdefault(name, getattr(block, attr).as_np_ndarray().copyto(mx.cpu()))
+    return arrays
+
+
+def save_parameters(net: gluon.Block, path: PathLike) -> Path:
+    """Save ``net``'s parameters and array-held state (e.g. the scratch BatchNorm's moving
+    statistics) to ``path`` atomically; load with :func:`load_parameters` or, for the parameters
+    alone, ``net.load_parameters(path, ignore_extra=True)``."""
+    arrays = network_state(net)
+    return atomic_write(path, lambda tmp: npx.save(tmp, arrays))
+
+
+def _named_arrays(loaded, source: str) -> Dict[str, mx.np.ndarray]:
+    if not isinstance(loaded, dict):
+        raise CheckpointError(f"{source} holds unnamed arrays, not a network's parameters")
+    return {k.split(":", 1)[1] if k.startswith(("arg:", "aux:")) else k: v.as_np_ndarray()
+            for k, v in loaded.items()}
+
+
+def _read(path: PathLike) -> Dict[str, mx.np.ndarray]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"parameter file {path} does not exist")
+    try:
+        loaded = npx.load(str(path))
+    except mx.base.MXNetError as err:
+        raise CheckpointError(f"{path} is not a readable MXNet parameter file (damaged or "
+                              f"truncated?): {mxnet_error_summary(err)}") from None
+    return _named_arrays(loaded, str(path))
+
+
+def load_parameters(net: gluon.Block, path: PathLike, *, ctx=None,
+                    what: str = "model") -> None:
+    """Load a file written by :func:`save_parameters` (or ``save_parameters`` of Gluon) into
+    ``net``; every parameter and array state must be present with its shape, else a
+    :class:`CheckpointError` names the mismatch (typically a file of another model)."""
+    _assign(net, _read(path), source=str(path), ctx=ctx, what=what)
+
+
+def _assign(net: gluon.Block, arrays: Dict[str, mx.np.ndarray], *, source: str, ctx,
+            what: str) -> None:
+    params = net._collect_params_with_prefix()
+    states = {k: v for k, v in array_states(net).items() if k not in params}
+    expected = set(params) | set(states)
+    missing = sorted(n for n in params if n not in arrays)
+    unexpected = sorted(set(arrays) - expected)
+    wrong = sorted(f"{n}: file {tuple(arrays[n].shape)}, {what} {p.shape}"
+                   for n, p in params.items()
+                   if n in arrays and not _shape_fits(tuple(arrays[n].shape), p.shape))
+    if missing or unexpected or wrong:
+        problems = []
+        if missing:
+            problems.append(f"missing {_few(missing)}")
+        if unexpected:
+            problems.append(f"not in the {what}: {_few(unexpected)}")
+        if wrong:
+            problems.append(f"shapes differ: {_few(wrong)}")
+        raise CheckpointError(f"{source} does not fit this {what} ({'; '.join(problems)}); "
+                              f"is it a file of another model or configuration?")
+    ctx = ctx or _contexts(net)
+    for name, param in params.items():
+        param._load_init(arrays[name].as_nd_ndarray() if not _np(param) else arrays[name], ctx,
+                         cast_dtype=False, dtype_source="current")
+    for name, (block, attr) in states.items():
+        if name in arrays:
+            setattr(block, attr, arrays[name].copyto(ctx[0] if isinstance(ctx, list) else ctx))
+
+
+def _shape_fits(shape, expected) -> bool:
+    """Whether ``shape`` fits a parameter's shape, whose unknown (deferred) dimensions are <= 0."""
+    return expected is None or (len(shape) == len(expected)
+                                and all(e <= 0 or s == e for s, e in zip(shape, expected)))
+
+
+def _np(param) -> bool:
+    return param._stype == "default" and mx.util.is_np_array()
+
+
+def _contexts(net: gluon.Block):
+    for param in net.collect_params().values():
+        if param._data is not None:
+            return param.list_ctx()
+    return [mx.cpu()]
+
+
+def _few(names: Sequence[str], limit: int = 4) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Training checkpoints
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded training checkpoint: the state of a run after ``epoch`` finished epochs."""
+
+    path: Path
+    model: str
+    epoch: int                    # finished epochs
+    settings: Dict[str, Any]      # the run's settings (``RunSettings.to_dict()``)
+    history: History
+    devices: Tuple[str, ...]      # device specs such as "cpu0", "gpu1"
+    extra: Dict[str, Any] = field(default_factory=dict)
+    #: The structural names of the parameters in the trainer's order (its states are by position).
+    trainer_order: Tuple[str, ...] = ()
+    _parameters: bytes = field(default=b"", repr=False)
+    _trainer_states: bytes = field(default=b"", repr=False)
+
+    def parameters(self) -> Dict[str, mx.np.ndarray]:
+        """The saved arrays by structural name (parameters and array-held state)."""
+        try:
+            loaded = mx.nd.load_frombuffer(self._parameters)
+        except mx.base.MXNetError as err:
+            raise CheckpointError(f"the parameters in {self.path} are damaged: "
+                                  f"{mxnet_error_summary(err)}") from None
+        return _named_arrays(loaded, f"{self.path} ({_PARAMETERS})")
+
+    def load_parameters(self, net: gluon.Block, *, ctx=None) -> None:
+        """Load the saved parameters and array-held state into ``net`` (on ``ctx``)."""
+        _assign(net, self.parameters(), source=f"the checkpoint {self.path}", ctx=ctx,
+                what=f"model ({self.model})")
+
+    def load_trainer_states(self, trainer: gluon.Trainer, *, net: gluon.Block) -> None:
+        """Restore the optimizer's state (``Trainer.load_states``) for ``net``'s parameters, which
+        must be initialized (load them first)."""
+        order = tuple(_trainer_order(trainer, net))
+        if order != self.trainer_order:
+            raise CheckpointError(
+                f"the trainer orders {self.model}'s parameters differently from the checkpoint "
+                f"{self.path} ({_first_difference(order, self.trainer_order)}), so its optimizer "
+                f"state would reach the wrong parameters. Gluon's Trainer sorts parameters by "
+                f"their global names: build the network inside a fresh `with "
+                f"mx.name.NameManager():` block, as train_model does")
+        with tempfile.TemporaryDirectory(prefix="gluon-modern-cnn-") as tmp:
+            states = Path(tmp) / _TRAINER
+            states.write_bytes(self._trainer_states)
+            trainer.load_states(str(states))
+
+
+def save_checkpoint(path: PathLike, *, net: gluon.Block, trainer: gluon.Trainer, model: str,
+                    epoch: int, settings: Mapping[str, Any], history: History,
+                    devices: Sequence[str], extra: Optional[Mapping[str, Any]] = None) -> Path:
+    """Write the checkpoint of a run after ``epoch`` finished epochs to ``path`` (one zip archive),
+    atomically: an existing checkpoint is replaced only by a complete new one."""
+    manifest = {**CHECKPOINT_FORMAT, "model": model, "epoch": epoch, "settings": dict(settings),
+                "devices": list(devices), "history": history.to_dict(),
+                "trainer_order": _trainer_order(trainer, net), "extra": dict(extra or {})}
+    arrays = network_state(net)
+    with tempfile.TemporaryDirectory(prefix="gluon-modern-cnn-") as tmp:
+        params_file, trainer_file = Path(tmp) / _PARAMETERS, Path(tmp) / _TRAINER
+        npx.save(str(params_file), arrays)
+        trainer.save_states(str(trainer_file))
+
+        def write(target: str) -> None:
+            # Stored, not compressed: parameters barely compress and a checkpoint is written every
+            # epoch. Each member still carries a CRC-32 that reading checks.
+            with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as archive:
+                archive.write(params_file, _PARAMETERS)
+                archive.write(trainer_file, _TRAINER)
+                archive.writestr(_MANIFEST, json.dumps(manifest, indent=2))
+        return atomic_write(path, write, before_replace=lambda tmp: _injected_fault(epoch))
+
+
+def _trainer_order(trainer: gluon.Trainer, net: gluon.Block) -> list:
+    """Structural names of ``trainer``'s parameters in its order (``Trainer._params``: MXNet
+    keeps optimizer states by position in it)."""
+    names = {id(param): name for name, param in net._collect_params_with_prefix().items()}
+    return [names.get(id(param), param.name) for param in trainer._params]
+
+
+def _first_difference(found: Sequence[str], expected: Sequence[str]) -> str:
+    for position, (a, b) in enumerate(zip(found, expected)):
+        if a != b:
+            return f"position {position}: {a}, the checkpoint's {b}"
+    return f"{len(found)} parameters, the checkpoint's {len(expected)}"
+
+
+def _injected_fault(epoch: int) -> None:
+    if os.environ.get(FAULT_ENV_VAR) == f"kill-before-rename:{epoch}":
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+
+
+def load_checkpoint(path: PathLike) -> Checkpoint:
+    """Read and check a checkpoint written by :func:`save_checkpoint`; a damaged or foreign file
+    raises :class:`CheckpointError` saying what is wrong with it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"there is no checkpoint {path}")
+
+    def damaged(problem: str) -> CheckpointError:
+        return CheckpointError(f"the checkpoint {path} is damaged ({problem}); the run cannot "
+                               f"continue from it. Start it again (train --overwrite) or restore "
+                               f"the file from a backup")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            missing = [n for n in (_MANIFEST, _PARAMETERS, _TRAINER) if n not in names]
+            if missing:
+                raise damaged(f"it lacks {', '.join(missing)}")
+            # read() checks every member's CRC-32.
+            manifest_text, parameters, trainer_states = (archive.read(n) for n in (
+                _MANIFEST, _PARAMETERS, _TRAINER))
+    except (zipfile.BadZipFile, EOFError) as err:  # not a zip, truncated, or a CRC mismatch
+        raise damaged(str(err)) from None
+    try:
+        manifest = json.loads(manifest_text)
+    except ValueError as err:
+        raise damaged(f"its {_MANIFEST} is not JSON: {err}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != CHECKPOINT_FORMAT["format"]:
+        raise CheckpointError(f"{path} is not a gluon-modern-cnn training checkpoint")
+    if manifest.get("version") != CHECKPOINT_FORMAT["version"]:
+        raise CheckpointError(f"{path} is a checkpoint of format version "
+                              f"{manifest.get('version')!r}; this version of gluon-modern-cnn "
+                              f"reads version {CHECKPOINT_FORMAT['version']}")
+    try:
+        return Checkpoint(path=path, model=str(manifest["model"]), epoch=int(manifest["epoch"]),
+                          settings=dict(manifest["settings"]),
+                          history=History.from_dict(manifest["history"]),
+                          devices=tuple(str(d) for d in manifest["devices"]),
+                          extra=dict(manifest.get("extra", {})),
+                          trainer_order=tuple(str(n) for n in manifest["trainer_order"]),
+                          _parameters=parameters, _trainer_states=trainer_states)
+    except (KeyError, TypeError, ValueError) as err:
+        raise damaged(f"its {_MANIFEST} lacks or garbles {err}") from None

@@ -1,0 +1,534 @@
+"""A registered model end to end: the book's settings, the data, training with checkpoints and
+resumption, and evaluating or predicting with the trained parameters.
+
+:func:`train_model` is what ``gluon-modern-cnn train`` and the reproduction runner call: it takes a
+registered model's name, fills every setting the caller leaves out from the section of the book the
+model comes from, trains with :func:`training.fit` and writes the training curve, the history and the
+final parameters to an output folder, with a checkpoint after every epoch that
+:func:`resume_training` continues from.
+
+Resuming is exact on the CPU: ``fit(seed=...)`` reseeds MXNet's and NumPy's generators and the
+loader's shuffling from ``(seed, epoch)`` at every epoch, so a resumed run draws the same batches
+and dropout masks as an uninterrupted one, and the checkpoint holds everything else (parameters,
+batch-norm statistics, optimizer state, history): with the same seed, settings, devices, MXNet
+build and thread count, the resumed run ends with bit-identical parameters. On GPUs the batches
+and random draws are the same too, but cuDNN may pick nondeterministic algorithms (atomic
+additions in convolution backward passes, autotuned per process), so the parameters agree only to
+floating-point noise unless ``MXNET_CUDNN_AUTOTUNE_DEFAULT=0`` and ``MXNET_ENFORCE_DETERMINISM=1``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import mxnet as mx
+import numpy
+
+from .checkpoint import (Checkpoint, CheckpointError, atomic_write, load_checkpoint,
+                         load_parameters, remove_stale_temporaries, save_checkpoint,
+                         save_parameters)
+from .data import (FastImageLoader, get_fashion_mnist_labels, load_data_fashion_mnist,
+                   load_fashion_mnist_arrays, resolve_data_root)
+from .devices import parse_devices, try_gpu
+from .registry import get_model, model_info
+from .training import (AnimatorCallback, Callback, History, book_animator,
+                       evaluate_accuracy_gpu, fit, print_result)
+from ._compat import mxnet_error_summary
+
+__all__ = ["RunSettings", "TrainOutcome", "resolve_settings", "default_resize", "train_model",
+           "resume_training", "prepare_output", "fashion_mnist_loader", "ProgressBar",
+           "Checkpointer", "OUTPUT_FILES", "trained_resize", "load_trained", "evaluate_model",
+           "read_image", "Prediction", "predict_images"]
+
+#: What an output folder holds after a run (the checkpoint after its first epoch).
+OUTPUT_FILES = {"settings": "settings.json", "history": "history.json", "curve": "curve.png",
+                "parameters": "model.params", "checkpoint": "checkpoint.zip"}
+
+_UNSET = object()
+_FASHION_MNIST_SIZE = 28  # the images' own height and width: no resize needed
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything that determines a training run."""
+
+    model: str
+    lr: float
+    num_epochs: int
+    batch_size: int
+    resize: Optional[int]
+    hybridize: bool = False
+    fast_data: bool = True
+    seed: Optional[int] = None
+    #: Train and test on the first ``subset`` images of each split only (quick checks).
+    subset: Optional[int] = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainOutcome:
+    """The trained network, its history, and the settings and devices it was trained with."""
+
+    net: object
+    history: History
+    settings: RunSettings
+    devices: List[mx.Context]
+    out: Optional[Path] = None
+    files: dict = field(default_factory=dict)
+
+
+def default_resize(model: str) -> Optional[int]:
+    """The ``resize`` the book trains ``model`` with (None: the 28x28 images as they are); for a
+    model without book settings, its own input size."""
+    info = model_info(model)
+    if info.hyperparameters is not None:
+        return info.hyperparameters.resize
+    return None if info.input_size == _FASHION_MNIST_SIZE else info.input_size
+
+
+def _check_input_size(model: str, resize: Optional[int]) -> None:
+    info = model_info(model)
+    size = resize or _FASHION_MNIST_SIZE
+    if size < info.min_input_size:
+        raise ValueError(f"{model} needs input images of at least {info.min_input_size}x"
+                         f"{info.min_input_size} pixels; resize={resize} gives {size}x{size}")
+
+
+def resolve_settings(model: str, *, lr=None, num_epochs=None, batch_size=None, resize=_UNSET,
+                     hybridize: bool = False, fast_data: bool = True,
+                     seed: Optional[int] = None, subset: Optional[int] = None) -> RunSettings:
+    """The book's hyperparameters for ``model`` with the given ones overriding them."""
+    info = model_info(model)
+    book_hp = info.hyperparameters
+    if book_hp is None and None in (lr, num_epochs, batch_size):
+        raise ValueError(f"{model} has no training settings in the book ({info.section}); give "
+                         f"lr, num_epochs and batch_size (e.g. --lr 0.05 --epochs 10 --batch-size "
+                         f"128)")
+    if hybridize and not info.hybrid:
+        raise ValueError(f"{model} is the book's nn.Block version and cannot be hybridized; use "
+                         f"its twin {info.twin!r}" if info.twin else
+                         f"{model} cannot be hybridized")
+    settings = RunSettings(
+        model=model,
+        lr=book_hp.lr if lr is None else lr,
+        num_epochs=book_hp.num_epochs if num_epochs is None else num_epochs,
+        batch_size=book_hp.batch_size if batch_size is None else batch_size,
+        resize=default_resize(model) if resize is _UNSET else resize,
+        hybridize=hybridize, fast_data=fast_data, seed=seed, subset=subset)
+    if subset is not None and not fast_data:
+        raise ValueError("subset= works with the fast data pipeline only (fast_data=True)")
+    for name in ("num_epochs", "batch_size") + (("subset",) if subset is not None else ()):
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    if isinstance(settings.lr, bool) or not isinstance(settings.lr, (int, float)) \
+            or not settings.lr > 0:
+        raise ValueError(f"lr must be a positive number; got {settings.lr!r}")
+    _check_input_size(model, settings.resize)
+    return settings
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------
+
+def fashion_mnist_loader(train: bool, *, batch_size: int, resize: Optional[int] = None,
+                         subset: Optional[int] = None, seed: Optional[int] = None,
+                         data_root=None) -> FastImageLoader:
+    """The fast Fashion-MNIST loader of one split (the training split shuffled), optionally on
+    its first ``subset`` images only."""
+    images, labels = load_fashion_mnist_arrays(train, root=data_root)
+    return FastImageLoader(images[:subset], labels[:subset], batch_size, resize=resize,
+                           shuffle=train, seed=seed)
+
+
+def _fashion_mnist(settings: RunSettings, data_root):
+    if not settings.fast_data:
+        return load_data_fashion_mnist(settings.batch_size, settings.resize, root=data_root)
+    return tuple(fashion_mnist_loader(train, batch_size=settings.batch_size,
+                                      resize=settings.resize, subset=settings.subset,
+                                      seed=settings.seed, data_root=data_root)
+                 for train in (True, False))
+
+
+# ---------------------------------------------------------------------------------------------
+# Callbacks: progress and checkpoints
+# ---------------------------------------------------------------------------------------------
+
+class ProgressBar(Callback):
+    """A tqdm progress bar per epoch on stderr, with the running training loss and accuracy and,
+    once the epoch ends, its test accuracy."""
+
+    def __init__(self, *, file=None):
+        self.file = file
+        self.bar = None
+
+    def on_epoch_begin(self, state):
+        from tqdm.auto import tqdm
+        self.bar = tqdm(total=state.num_batches, unit="batch", leave=True,
+                        file=self.file or sys.stderr,
+                        desc=f"epoch {state.epoch + 1}/{state.num_epochs}")
+
+    def on_batch_end(self, state):
+        self.bar.set_postfix(loss=f"{state.train_loss:.3f}", acc=f"{state.train_acc:.3f}",
+                             refresh=False)
+        self.bar.update(1)
+
+    def on_epoch_end(self, state):
+        self.bar.set_postfix(loss=f"{state.train_loss:.3f}", acc=f"{state.train_acc:.3f}",
+                             test_acc=f"{state.history.final.test_acc:.3f}", refresh=False)
+        self._close()  # draws the bar a last time, with the test accuracy
+
+    def on_train_end(self, state):
+        self._close()  # an interrupted epoch's bar
+
+    def _close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _device_spec(device: mx.Context) -> str:
+    """A device as ``--device`` names it (``cpu0``, ``gpu1``)."""
+    return f"{device.device_type}{device.device_id}"
+
+
+class Checkpointer(Callback):
+    """Writes a checkpoint (:func:`checkpoint.save_checkpoint`) at the end of every epoch; in a
+    resumed run it first restores the trainer's state from ``resume_from``. ``animator``'s points
+    are saved with it so that a resumed run draws the whole curve, and the data folder so that it
+    finds the data."""
+
+    def __init__(self, path, settings: RunSettings, *, resume_from: Optional[Checkpoint] = None,
+                 animator=None, data_root=None):
+        self.path = Path(path)
+        self.settings = settings
+        self.resume_from = resume_from
+        self.animator = animator
+        self.data_root = str(resolve_data_root(data_root).resolve())
+
+    def on_train_begin(self, state):
+        remove_stale_temporaries(self.path)  # left by a process killed while writing
+        if self.resume_from is not None:
+            self.resume_from.load_trainer_states(state.trainer, net=state.net)
+
+    def on_epoch_end(self, state):
+        extra = {"data_root": self.data_root}
+        if self.animator is not None and self.animator.X is not None:
+            extra["curve"] = {"X": self.animator.X, "Y": self.animator.Y}
+        save_checkpoint(self.path, net=state.net, trainer=state.trainer,
+                        model=self.settings.model, epoch=state.epoch + 1,
+                        settings=self.settings.to_dict(), history=state.history,
+                        devices=[_device_spec(d) for d in state.devices], extra=extra)
+
+
+def _replay_curve(animator, curve: Mapping[str, Any]) -> None:
+    """Draw a checkpoint's saved curve points again, line by line."""
+    lines = list(zip(curve.get("X") or [], curve.get("Y") or []))
+    for index, (xs, ys) in enumerate(lines):
+        for x, y in zip(xs, ys):
+            animator.add([x] * len(lines), [y if i == index else None for i in range(len(lines))])
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------
+
+def prepare_output(out: Union[str, Path], *, overwrite: bool = False) -> Path:
+    """Check that ``out`` holds no earlier run before a new one writes there.
+
+    A folder with any of :data:`OUTPUT_FILES` is refused (continue that run with
+    :func:`resume_training`) unless ``overwrite``, which deletes that run's files first; other
+    files in the folder are left alone.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file, not a folder for a run's outputs")
+    existing = [out / name for name in OUTPUT_FILES.values() if (out / name).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"{out} already holds a training run ({', '.join(p.name for p in existing)}); "
+            f"continue it with --resume {out}, replace it with --overwrite, or choose another "
+            f"--out folder")
+    for path in existing:
+        path.unlink()
+    return out
+
+
+def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.Context], None]
+                = None, data_root=None, out: Union[str, Path, None] = None,
+                callbacks: Iterable[Callback] = (), data=None, net=None, initialize: bool = True,
+                start_epoch: int = 0, history: Optional[History] = None, trainer=None,
+                kvstore="device", quiet: bool = False, progress: bool = True,
+                resume_from: Optional[Checkpoint] = None) -> TrainOutcome:
+    """Train ``settings.model`` and, with ``out``, write its settings, history, curve and final
+    parameters there, and a checkpoint after every epoch.
+
+    ``data`` may give ``(train_iter, test_iter)`` (otherwise Fashion-MNIST with the run's batch
+    size and resize); ``resume_from`` continues the run of a checkpoint (its parameters, optimizer
+    state, history and curve); ``net``, ``initialize``, ``start_epoch``, ``history`` and
+    ``trainer`` give the same control piecewise. ``progress`` shows a tqdm bar per epoch on
+    stderr. Prints the book's two result lines unless ``quiet``.
+    """
+    devices = [try_gpu()] if device is None else (
+        [device] if isinstance(device, mx.Context) else list(device))
+    if data is None:
+        data = _fashion_mnist(settings, data_root)
+    train_iter, test_iter = data
+    if net is None:
+        # Fresh names (conv0, ...) in every process: Gluon's Trainer orders the parameters, and
+        # with them the optimizer state a checkpoint holds, by name.
+        with mx.name.NameManager():
+            net = get_model(settings.model)
+    if resume_from is not None:
+        resume_from.load_parameters(net, ctx=devices)
+        initialize, start_epoch, history = False, resume_from.epoch, resume_from.history
+    if settings.hybridize:
+        net.hybridize(static_alloc=True, static_shape=True)
+    out = Path(out) if out is not None else None
+    files = {}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        files = {key: out / name for key, name in OUTPUT_FILES.items()}
+        atomic_write(files["settings"], lambda tmp: Path(tmp).write_text(
+            json.dumps({"settings": settings.to_dict(), "devices": [str(d) for d in devices]},
+                       indent=2)))
+    animator = book_animator(settings.num_epochs, path=files.get("curve"))
+    if resume_from is not None and resume_from.extra.get("curve"):
+        _replay_curve(animator, resume_from.extra["curve"])
+    extra_callbacks = [ProgressBar()] if progress else []
+    if out is not None:
+        extra_callbacks.append(Checkpointer(files["checkpoint"], settings,
+                                            resume_from=resume_from, animator=animator,
+                                            data_root=data_root))
+    history = fit(net, train_iter, test_iter, settings.num_epochs, lr=settings.lr,
+                  trainer=trainer, device=devices, initialize=initialize,
+                  start_epoch=start_epoch, history=history, seed=settings.seed,
+                  callbacks=[AnimatorCallback(animator), *extra_callbacks, *callbacks],
+                  kvstore=kvstore)
+    if out is not None:
+        atomic_write(files["history"], lambda tmp: Path(tmp).write_text(history.to_json()))
+        if history.epochs:
+            save_parameters(net, files["parameters"])
+    if not quiet:
+        print_result(history, devices)
+    return TrainOutcome(net, history, settings, devices, out, files)
+
+
+def resume_training(out: Union[str, Path], *, model: str, settings: Mapping[str, Any] = None,
+                    device: Union[mx.Context, Sequence[mx.Context], None] = None, data_root=None,
+                    callbacks: Iterable[Callback] = (), quiet: bool = False,
+                    progress: bool = True) -> TrainOutcome:
+    """Continue the run in ``out`` from its checkpoint, to the end it would have reached
+    uninterrupted (``gluon-modern-cnn train MODEL --resume OUT``).
+
+    ``settings`` may repeat settings of the run (``{"lr": 0.05}``); one that differs is refused, as
+    the resumed run would no longer end where the uninterrupted one does, except ``num_epochs``,
+    which may grow to train further. The devices default to the run's (other ones must be as
+    many), the data folder to the one the run used.
+    """
+    out = Path(out)
+    if not out.is_dir():
+        raise FileNotFoundError(f"{out} does not exist; resume takes the output folder of an "
+                                f"earlier run")
+    path = out / OUTPUT_FILES["checkpoint"]
+    if not path.exists():
+        raise FileNotFoundError(f"{out} holds no checkpoint ({path.name}); a run writes one at the "
+                                f"end of every epoch, so this one stopped during its first epoch. "
+                                f"Start it again with --overwrite")
+    checkpoint = load_checkpoint(path)
+    if checkpoint.model != model:
+        raise CheckpointError(f"checkpoint in {out} is for {checkpoint.model}, not {model}")
+    run = _settings_of(checkpoint)
+    given = dict(settings or {})
+    unknown = sorted(set(given) - {f.name for f in dataclasses.fields(RunSettings)})
+    if unknown:
+        raise ValueError(f"unknown settings {', '.join(unknown)}; settings are the fields of "
+                         f"RunSettings")
+    differ = [f"{name}={value!r} (the run has {getattr(run, name)!r})"
+              for name, value in given.items()
+              if name != "num_epochs" and value != getattr(run, name)]
+    if differ:
+        raise ValueError(f"cannot resume the run in {out} with other settings: "
+                         f"{', '.join(differ)}. A resumed run repeats its run's settings, so that "
+                         f"it ends where the uninterrupted run would; leave them out, or start a "
+                         f"new run in another folder")
+    num_epochs = given.get("num_epochs", run.num_epochs)
+    if not isinstance(num_epochs, int) or num_epochs <= checkpoint.epoch:
+        raise ValueError(f"the run in {out} has finished {checkpoint.epoch} of its {run.num_epochs}"
+                         f" epochs; to train it further, ask for more than {checkpoint.epoch} "
+                         f"epochs (--epochs)")
+    run = dataclasses.replace(run, num_epochs=num_epochs)
+    return train_model(run, device=_resume_devices(checkpoint, device),
+                       data_root=data_root or checkpoint.extra.get("data_root"), out=out,
+                       callbacks=callbacks, quiet=quiet, progress=progress,
+                       resume_from=checkpoint)
+
+
+def _settings_of(checkpoint: Checkpoint) -> RunSettings:
+    try:
+        run = RunSettings(**checkpoint.settings)
+    except TypeError as err:
+        raise CheckpointError(f"the settings in {checkpoint.path} do not fit this version of "
+                              f"gluon-modern-cnn ({err})") from None
+    # Checks them as a new run would be checked (the model exists, sizes fit, ...).
+    return resolve_settings(run.model, lr=run.lr, num_epochs=run.num_epochs,
+                            batch_size=run.batch_size, resize=run.resize,
+                            hybridize=run.hybridize, fast_data=run.fast_data, seed=run.seed,
+                            subset=run.subset)
+
+
+def _resume_devices(checkpoint: Checkpoint, device) -> List[mx.Context]:
+    saved = list(checkpoint.devices)
+    if device is None:
+        try:
+            return parse_devices(",".join(saved))
+        except ValueError as err:
+            raise ValueError(f"the run in {checkpoint.path.parent} trained on {','.join(saved)}: "
+                             f"{err}. Pass --device to continue it on other devices") from None
+    devices = [device] if isinstance(device, mx.Context) else list(device)
+    if len(devices) != len(saved):
+        raise ValueError(f"the run in {checkpoint.path.parent} trained on {len(saved)} device(s) "
+                         f"({','.join(saved)}); continue it on as many, since every device "
+                         f"computes its share of each batch (with its own batch statistics)")
+    if [_device_spec(d) for d in devices] != saved:
+        print(f"note: the run trained on {','.join(saved)} and continues on "
+              f"{','.join(map(_device_spec, devices))}: same batches and random draws, but the "
+              f"floating-point results of other hardware differ slightly", file=sys.stderr)
+    return devices
+
+
+# ---------------------------------------------------------------------------------------------
+# Using trained parameters
+# ---------------------------------------------------------------------------------------------
+
+def trained_resize(model: str, params: Union[str, Path]) -> Optional[int]:
+    """The ``resize`` the parameters in ``params`` were trained with: that of the run folder they
+    are in (its ``settings.json``, if it trained ``model`` or its twin), else the book's."""
+    info = model_info(model)
+    try:
+        saved = json.loads((Path(params).parent / OUTPUT_FILES["settings"]).read_text())
+        run = saved["settings"]
+        if run["model"] in (model, info.twin):
+            return run["resize"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # not a run folder of this model: the book's resize
+    return default_resize(model)
+
+
+def load_trained(model: str, params: Union[str, Path], *, resize: Optional[int] = None,
+                 device: Optional[mx.Context] = None, hybrid: bool = False):
+    """Build ``model`` with the parameters in ``params`` on ``device``; returns ``(net, resize)``.
+
+    ``resize`` defaults to :func:`trained_resize`. With ``hybrid``, a book ``nn.Block`` model is
+    built as its hybridizable twin (same parameter names). A file of another model or of another
+    input size raises ``ValueError`` naming the problem.
+    """
+    info = model_info(model)
+    if hybrid and not info.hybrid:
+        if info.twin is None:
+            raise ValueError(f"{model} is an nn.Block (its forward is Python code) without a "
+                             f"hybridizable twin, so it has no graph to export")
+        model, info = info.twin, model_info(info.twin)
+    resize = trained_resize(model, params) if resize is None else resize
+    _check_input_size(model, resize)
+    device = device or try_gpu()
+    net = get_model(model)
+    load_parameters(net, params, ctx=[device], what=model)
+    size = resize or _FASHION_MNIST_SIZE
+    try:
+        with mx.autograd.predict_mode():
+            net(mx.np.zeros((1, info.in_channels, size, size), ctx=device))
+    except mx.base.MXNetError as err:
+        raise ValueError(f"the parameters in {params} do not fit {size}x{size} inputs; they were "
+                         f"trained with another resize (pass it with --resize): "
+                         f"{mxnet_error_summary(err)}") from None
+    return net, resize
+
+
+def evaluate_model(model: str, params: Union[str, Path], *, data_root=None,
+                   batch_size: int = 256, resize: Optional[int] = None,
+                   device: Optional[mx.Context] = None,
+                   subset: Optional[int] = None) -> Tuple[float, int]:
+    """Test accuracy of ``model`` with the parameters in ``params`` on Fashion-MNIST's test
+    images (the first ``subset`` of them); returns ``(accuracy, number of images)``."""
+    device = device or try_gpu()
+    net, resize = load_trained(model, params, resize=resize, device=device)
+    test_iter = fashion_mnist_loader(False, batch_size=batch_size, resize=resize, subset=subset,
+                                     data_root=data_root)
+    return evaluate_accuracy_gpu(net, test_iter, device), len(test_iter.indices())
+
+
+def read_image(path: Union[str, Path]) -> numpy.ndarray:
+    """A grayscale image as a uint8 array of shape (height, width), from a PNG, JPEG or other file
+    Pillow reads, or from a ``.npy`` array (uint8, or floats in [0, 1] as ``ToTensor`` makes).
+
+    Fashion-MNIST images are light objects on a black background; photos need the same look.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image {path} does not exist")
+    if path.suffix.lower() == ".npy":
+        try:
+            array = numpy.load(path, allow_pickle=False)
+        except ValueError as err:
+            raise ValueError(f"{path} is not a numpy array file: {err}") from None
+        if array.ndim == 3 and 1 in (array.shape[0], array.shape[-1]):
+            array = array.reshape(array.shape[1:] if array.shape[0] == 1 else array.shape[:-1])
+        if array.ndim != 2:
+            raise ValueError(f"{path} holds an array of shape {array.shape}; expected one grayscale "
+                             f"image of shape (height, width)")
+        if numpy.issubdtype(array.dtype, numpy.floating):
+            if not (array.min() >= 0 and array.max() <= 1):
+                raise ValueError(f"{path} holds floats outside [0, 1]; expected pixel values in "
+                                 f"[0, 1] or uint8 values in [0, 255]")
+            array = numpy.round(array * 255)
+        elif array.dtype != numpy.uint8:
+            raise ValueError(f"{path} holds {array.dtype} values; expected uint8 pixels or floats "
+                             f"in [0, 1]")
+        return array.astype(numpy.uint8)
+    from PIL import Image, UnidentifiedImageError  # Pillow comes with matplotlib
+    try:
+        with Image.open(path) as image:
+            return numpy.asarray(image.convert("L"), dtype=numpy.uint8)
+    except UnidentifiedImageError:
+        raise ValueError(f"{path} is neither an image file Pillow can read (PNG, JPEG, ...) nor a "
+                         f".npy array") from None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The most likely classes of one image, most likely first, with their probabilities."""
+
+    source: str
+    classes: List[Tuple[str, float]]
+
+
+def predict_images(model: str, params: Union[str, Path], images: Sequence[Union[str, Path]], *,
+                   resize: Optional[int] = None, device: Optional[mx.Context] = None,
+                   top: int = 3) -> List[Prediction]:
+    """Classify image files with ``model`` and the parameters in ``params``: each image is made
+    grayscale, resized as the model was trained (the training pipeline's own resize) and scaled
+    to [0, 1]."""
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 10:
+        raise ValueError(f"top must be an integer from 1 to 10 (the number of classes); got {top!r}")
+    pictures = [(str(path), read_image(path)) for path in images]  # bad files fail before the model
+    device = device or try_gpu()
+    net, resize = load_trained(model, params, resize=resize, device=device)
+    size = resize or _FASHION_MNIST_SIZE
+    predictions = []
+    for source, pixels in pictures:
+        loader = FastImageLoader(pixels[None], [0], 1, resize=size, prefetch=0)
+        X, _ = next(iter(loader))
+        with mx.autograd.predict_mode():
+            probabilities = mx.npx.softmax(net(X.as_in_ctx(device)))[0].asnumpy()
+        best = numpy.argsort(-probabilities, kind="stable")[:top]
+        predictions.append(Prediction(source, list(zip(get_fashion_mnist_labels(best),
+                                                       probabilities[best].tolist()))))
+    return predictions

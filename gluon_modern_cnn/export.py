@@ -1,0 +1,479 @@
+"""Export trained models for deployment: MXNet symbol + parameters, and ONNX.
+
+Both formats hold the network's *prediction-mode* graph, traced symbolically from a
+:class:`~mxnet.gluon.HybridBlock` (the registry's ``<name>_hybrid`` twins); the book's ``nn.Block``
+versions run Python code per call and have no graph to export.
+
+* :func:`export_mxnet` / :func:`load_mxnet`: ``prefix-symbol.json`` and ``prefix-0000.params``
+  as written by ``HybridBlock.export`` and read by ``gluon.SymbolBlock.imports``, under
+  ``npx.set_np()``.
+* :func:`export_onnx`: an ONNX file written by MXNet 1.9.1's own exporter (``mxnet.onnx``). That
+  exporter only knows the legacy operators, so the first call registers converters for the
+  numpy-mode operators (``_npx_relu``, ``_npi_add``, ``_npi_concatenate``, ...) in its registry,
+  mostly by reusing the translations of their legacy equivalents. Needs the ``onnx`` extra:
+  ``pip install "gluon-modern-cnn[onnx]"``.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import json
+import os
+import re
+import tempfile
+import warnings
+from pathlib import Path
+from typing import (TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple,
+                    Union)
+
+from ._compat import activate_np, import_mxnet, mxnet_error_summary
+
+if TYPE_CHECKING:
+    import mxnet
+
+__all__ = ["export_mxnet", "load_mxnet", "export_onnx", "ONNX_OPSETS", "DEFAULT_ONNX_OPSET"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: ONNX opsets the export writes. MXNet 1.9.1's translations target opset 13 (the default) and
+#: use them for newer opsets too; every exported model is validated against the opset it declares.
+#: 19 is the newest opset onnxruntime 1.16 runs. Opset 12 is left out: MXNet's exporter validates
+#: each graph against the newest opset of the installed onnx as well, which rejects the opset-12
+#: forms of Squeeze, Unsqueeze and ReduceSum (axes as attributes).
+ONNX_OPSETS = tuple(range(13, 20))
+DEFAULT_ONNX_OPSET = 13
+
+_INPUT_NAME = "data"  # the name HybridBlock.export gives a single input
+_ONNX_HINT = 'Install the ONNX extra: pip install "gluon-modern-cnn[onnx]" (onnx, onnxruntime).'
+
+
+# --------------------------------------------------------------------------------------------
+# Tracing: the prediction-mode graph of a HybridBlock
+# --------------------------------------------------------------------------------------------
+
+def _check_input_shape(input_shape) -> Tuple[int, ...]:
+    if (isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence)
+            or not input_shape
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
+                       for d in input_shape)):
+        raise ValueError(f"input_shape must be a tuple of positive integers including the batch "
+                         f"dimension, such as (1, 1, 96, 96); got {input_shape!r}")
+    return tuple(input_shape)
+
+
+def _check_hybrid(net) -> None:
+    mx = import_mxnet()
+    if isinstance(net, mx.gluon.HybridBlock):
+        return
+    if isinstance(net, mx.gluon.Block):
+        from .registry import list_models
+        raise TypeError(
+            f"cannot export a {type(net).__name__}: it is an nn.Block, whose forward is Python "
+            f"code, so it has no symbolic graph. Export the model's hybridizable twin instead, "
+            f"the registry name with the suffix '_hybrid' "
+            f"({', '.join(list_models('*_hybrid'))}); it has the same parameter names, so "
+            f"`twin.load_parameters(<file saved from this model>)` carries the trained weights "
+            f"over.")
+    raise TypeError(f"net must be a gluon HybridBlock; got {type(net).__name__}")
+
+
+class _Traced(NamedTuple):
+    block: "mxnet.gluon.SymbolBlock"  # the graph with net's parameters, ready for export()
+    outputs: List  # the graph's output symbols
+
+
+def _trace(net, shape: Tuple[int, ...]) -> _Traced:
+    """The prediction-mode graph of ``net`` (a checked HybridBlock) as a SymbolBlock sharing
+    its parameters.
+
+    ``net`` itself is left as it was (hybridized or not, any cached graph kept): a Python
+    ``if autograd.is_training()`` is decided here, in prediction mode, without freezing the
+    user's own cached graph in that mode. Forward hooks of ``net`` are Python code around the
+    graph, never part of it, exactly as with ``net.hybridize(); net.export(...)``.
+    """
+    mx = import_mxnet()
+    activate_np()
+    # The recorded shape lets load_mxnet check a parameter file against the graph; it is only a
+    # hint, other batch sizes still run.
+    data = mx.sym.var(_INPUT_NAME, shape=shape, dtype="float32").as_np_ndarray()
+    try:
+        with mx.autograd.predict_mode():
+            # forward(), not __call__: pre-hooks (such as the registry's input-size check) expect
+            # arrays, and hooks never enter the graph anyway.
+            outputs = net.forward(data)
+        outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    except (mx.base.MXNetError, AttributeError, TypeError) as err:
+        raise ValueError(f"{type(net).__name__} cannot be traced symbolically "
+                         f"({mxnet_error_summary(err)}); its hybrid_forward must compute with the "
+                         f"F.np / F.npx operators only, "
+                         f"without reading array values or shapes") from err
+    ctx = _context_of(net)
+    block = mx.gluon.SymbolBlock(outputs, data, params=net.collect_params())
+    try:
+        # Finishes any deferred initialization and builds the graph block.export() writes.
+        with mx.autograd.predict_mode():
+            block(mx.np.zeros(shape, ctx=ctx))
+    except (mx.base.MXNetError, RuntimeError) as err:
+        raise ValueError(f"{type(net).__name__} cannot run on inputs of shape {shape}: "
+                         f"{mxnet_error_summary(err)}") from err
+    return _Traced(block, outputs)
+
+
+def _context_of(net):
+    """The device of ``net``'s parameters; ValueError if some were never initialized."""
+    mx = import_mxnet()
+    contexts, uninitialized = [], []
+    for param in net.collect_params().values():
+        try:
+            contexts += param.list_ctx()  # deferred initialization counts: the trace completes it
+        except RuntimeError:
+            uninitialized.append(param.name)
+    if uninitialized:
+        raise ValueError(f"{type(net).__name__} has uninitialized parameters "
+                         f"({', '.join(uninitialized[:3])}, ...); call net.initialize() or "
+                         f"net.load_parameters(file) before exporting it")
+    return contexts[0] if contexts else mx.cpu()
+
+
+# --------------------------------------------------------------------------------------------
+# MXNet format
+# --------------------------------------------------------------------------------------------
+
+def _mxnet_files(prefix: PathLike, epoch: int) -> Tuple[Path, Path]:
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= 9999:
+        raise ValueError(f"epoch must be an integer from 0 to 9999 (it is written as 4 digits); "
+                         f"got {epoch!r}")
+    prefix = os.fspath(prefix)
+    return Path(f"{prefix}-symbol.json"), Path(f"{prefix}-{epoch:04d}.params")
+
+
+def _refuse_overwrite(paths: Sequence[Path], overwrite: bool) -> None:
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} already exist(s); choose another path or "
+                              f"pass overwrite=True to replace it")
+
+
+def _write_atomically(targets: Sequence[Path], write: Callable[[Path], Sequence[Path]]) -> None:
+    """Write into a temporary folder beside ``targets`` and move the results in place, so that a
+    failed export leaves no half-written files (and replaces nothing)."""
+    parent = targets[0].parent
+    parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=parent, prefix=".export-") as tmp:
+        written = write(Path(tmp))
+        for source, target in zip(written, targets):
+            os.replace(source, target)
+
+
+def export_mxnet(net, prefix: PathLike, *, input_shape: Sequence[int], epoch: int = 0,
+                 overwrite: bool = False) -> Tuple[Path, Path]:
+    """Save ``net``'s prediction-mode graph and parameters as ``prefix-symbol.json`` and
+    ``prefix-<epoch:04d>.params`` (the files of ``HybridBlock.export``); returns both paths.
+
+    ``input_shape`` (with the batch dimension) is the shape of one input batch; the exported graph
+    runs on any batch size. Existing files are only replaced with ``overwrite=True``.
+    """
+    _check_hybrid(net)
+    shape = _check_input_shape(input_shape)
+    symbol_file, params_file = _mxnet_files(prefix, epoch)
+    _refuse_overwrite((symbol_file, params_file), overwrite)
+    block = _trace(net, shape).block
+
+    def write(tmp: Path) -> Tuple[Path, Path]:
+        block.export(str(tmp / "model"), epoch=epoch)
+        return _mxnet_files(tmp / "model", epoch)
+    _write_atomically((symbol_file, params_file), write)
+    return symbol_file, params_file
+
+
+def load_mxnet(prefix: PathLike, *, epoch: int = 0,
+               ctx: "Optional[mxnet.Context]" = None) -> "mxnet.gluon.SymbolBlock":
+    """Load a model written by :func:`export_mxnet` (or ``HybridBlock.export``) as a
+    ``gluon.SymbolBlock`` that takes and returns ``mxnet.np`` arrays.
+
+    The parameter file is checked against the graph first: a file saved from another model raises
+    ``ValueError`` naming the parameters that do not fit.
+    """
+    mx = import_mxnet()
+    activate_np()  # SymbolBlock.imports builds a numpy-mode block only under set_np()
+    symbol_file, params_file = _mxnet_files(prefix, epoch)
+    for path in (symbol_file, params_file):
+        if not path.is_file():
+            others = sorted(p.name for p in path.parent.glob(f"{Path(prefix).name}-*"))
+            found = f" Files with this prefix: {', '.join(others)}." if others else ""
+            raise FileNotFoundError(f"{path} does not exist; export_mxnet(net, prefix, ...) "
+                                    f"writes prefix-symbol.json and "
+                                    f"prefix-<epoch:04d>.params.{found}")
+    try:
+        symbol = mx.sym.load(str(symbol_file)).as_np_ndarray()
+    except mx.base.MXNetError as err:
+        raise ValueError(f"{symbol_file} is not an MXNet symbol file: "
+                         f"{mxnet_error_summary(err)}") from err
+    try:
+        saved = mx.npx.load(str(params_file))
+    except mx.base.MXNetError as err:
+        raise ValueError(f"{params_file} is not an MXNet parameter file: "
+                         f"{mxnet_error_summary(err)}") from err
+    if not isinstance(saved, dict):
+        raise ValueError(f"{params_file} holds unnamed arrays, not named parameters as "
+                         f"HybridBlock.export writes them")
+    saved = {key.split(":", 1)[-1]: value for key, value in saved.items()}  # drop arg:/aux:
+    input_names = _check_params_fit(symbol, saved, symbol_file, params_file)
+    with warnings.catch_warnings():
+        # imports() leaves the input's dtype to the saved parameters and warns about it.
+        warnings.filterwarnings("ignore", message="Cannot decide type")
+        return mx.gluon.SymbolBlock.imports(str(symbol_file), input_names, str(params_file),
+                                            ctx=ctx)
+
+
+def _check_params_fit(symbol, saved: Dict, symbol_file: Path, params_file: Path) -> List[str]:
+    """Return the graph's input names; raise ValueError if ``saved`` does not fit ``symbol``."""
+    mx = import_mxnet()
+    needed = symbol.list_arguments() + symbol.list_auxiliary_states()
+    missing = [n for n in needed if n not in saved and not re.fullmatch(r"data\d*", n)]
+    extra = [n for n in saved if n not in needed]
+    mismatch = (f"{params_file} does not belong to the graph in {symbol_file} (saved from "
+                f"another model?)")
+    if missing or extra:
+        details = [f"missing {len(missing)} parameters such as {', '.join(missing[:3])}"
+                   ] if missing else []
+        details += [f"{len(extra)} unused ones such as {', '.join(extra[:3])}"] if extra else []
+        raise ValueError(f"{mismatch}: {'; '.join(details)}")
+    try:
+        # Uses the input shape export_mxnet records in the graph, so every layer is checked.
+        # MXNet prints all argument shapes to stdout when inference fails; the error says enough.
+        with contextlib.redirect_stdout(io.StringIO()):
+            symbol.infer_shape_partial(**{n: saved[n].shape for n in needed if n in saved})
+    except mx.base.MXNetError as err:
+        raise ValueError(f"{mismatch}: {mxnet_error_summary(err)}") from err
+    return [n for n in symbol.list_inputs() if n not in saved]
+
+
+# --------------------------------------------------------------------------------------------
+# ONNX format
+# --------------------------------------------------------------------------------------------
+
+def export_onnx(net, path: PathLike, *, input_shape: Sequence[int],
+                opset: int = DEFAULT_ONNX_OPSET, dynamic_batch: bool = False,
+                overwrite: bool = False) -> Path:
+    """Convert ``net``'s prediction-mode graph to an ONNX file with MXNet's exporter; returns the
+    path.
+
+    The model has one float32 input named ``data`` of shape ``input_shape``; with
+    ``dynamic_batch=True`` its first dimension is left open. ``opset`` is one of
+    :data:`ONNX_OPSETS` (13 to 19); reductions other than sums over given axes (``x.mean(axis=0)``,
+    ``x.max(axis=1)``) need opset 18 or later. The model is checked with ``onnx.checker`` before
+    it is written; an existing file is only replaced with ``overwrite=True``.
+    """
+    if opset not in ONNX_OPSETS:
+        raise ValueError(f"opset must be one of {ONNX_OPSETS} (from MXNet 1.9.1's translations "
+                         f"to onnxruntime 1.16's newest); got {opset!r}")
+    _check_hybrid(net)
+    shape = _check_input_shape(input_shape)
+    path = Path(path)
+    _refuse_overwrite((path,), overwrite)
+    onnx = _import_onnx()
+    graph_converter = _register_numpy_converters()
+    symbol, params = _legacy_graph(_trace(net, shape))
+    _check_convertible(symbol, opset, graph_converter)
+    # The exporter's graph builder, not mx.onnx.export_model(): that stamps the installed onnx's
+    # newest opset (20 for onnx 1.15, which onnxruntime 1.16 cannot load) whatever the
+    # translations target.
+    with warnings.catch_warnings():
+        # MXNet's exporter uses onnx.mapping, which onnx 1.15 deprecates: one warning per weight.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*mapping")
+        graph = graph_converter().create_onnx_graph_proto(
+            symbol, params, in_shapes=[shape], in_types=[onnx.TensorProto.FLOAT],
+            opset_version=opset, dynamic=dynamic_batch,
+            dynamic_input_shapes=[(None,) + shape[1:]] if dynamic_batch else None)
+    # The exporter lists every weight as a graph input too, which makes them overridable at run
+    # time and stops onnxruntime from folding constants (it warns once per weight).
+    weights = {tensor.name for tensor in graph.initializer}
+    inputs = [value for value in graph.input if value.name not in weights]
+    del graph.input[:]
+    graph.input.extend(inputs)
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)],
+                                   producer_name="gluon-modern-cnn")
+    onnx.checker.check_model(model, full_check=True)
+
+    def write(tmp: Path) -> Tuple[Path]:
+        onnx.save_model(model, str(tmp / "model.onnx"))
+        return (tmp / "model.onnx",)
+    _write_atomically((path,), write)
+    return path
+
+
+def _import_onnx():
+    import_mxnet()  # numpy aliases first: onnx imports numpy too
+    try:
+        import onnx
+    except ImportError as err:
+        raise ImportError(f"export_onnx needs the onnx package ({err}). {_ONNX_HINT}") from err
+    return onnx
+
+
+def _legacy_graph(traced: _Traced):
+    """The traced graph as a legacy Symbol (what the exporter walks) and its parameter arrays.
+
+    A FullyConnected layer called without ``flatten`` flattens its input (MXNet's default), but
+    the exporter's translation reads a missing ``flatten`` as False, so the default is written in.
+    (BatchNorm's ``fix_gamma`` needs nothing: MXNet writes the ones into gamma itself, during the
+    trace's forward pass.)
+    """
+    mx = import_mxnet()
+    symbol = mx.sym.Group([out.as_nd_ndarray() for out in traced.outputs])
+    params = {p.name: p.data(p.list_ctx()[0]) for p in traced.block.collect_params().values()}
+    graph = json.loads(symbol.tojson())
+    for node in graph["nodes"]:
+        if node["op"] == "FullyConnected":
+            node.setdefault("attrs", {}).setdefault("flatten", "True")
+    return mx.sym.load_json(json.dumps(graph)), params
+
+
+def _check_convertible(symbol, opset: int, graph_converter) -> None:
+    """Raise NotImplementedError naming every operator the exporter cannot translate."""
+    registry = graph_converter.registry_
+    unsupported: Dict[str, List[str]] = {}
+    for node in json.loads(symbol.tojson())["nodes"]:
+        op = node["op"]
+        if op != "null" and not any(op in registry.get(v, {}) for v in range(opset, 11, -1)):
+            unsupported.setdefault(op, []).append(node["name"])
+    if unsupported:
+        listing = "; ".join(f"{op} (used by {', '.join(names[:3])})"
+                            for op, names in sorted(unsupported.items()))
+        raise NotImplementedError(
+            f"ONNX export (opset {opset}) has no converter for the operator(s) {listing}. "
+            f"Rewrite those layers with supported operators, or export to the MXNet format with "
+            f"export_mxnet().")
+
+
+# Numpy-mode operators whose legacy equivalent has the same inputs, attributes and semantics
+# (numpy-mode arithmetic broadcasts, so it maps to the legacy broadcast_* translations). Layers
+# called through npx (npx.convolution, npx.activation, npx.batch_norm, npx.pooling,
+# npx.fully_connected, npx.dropout, npx.batch_flatten, npx.softmax) are aliases that the graph
+# already records under their legacy names, which the exporter knows.
+_SAME_AS_LEGACY = {
+    "_npx_relu": "relu", "_npx_sigmoid": "sigmoid",
+    "_npi_add": "broadcast_add", "_npi_subtract": "broadcast_sub",
+    "_npi_multiply": "broadcast_mul", "_npi_true_divide": "broadcast_div",
+    "_npi_power": "broadcast_power", "broadcast_maximum": "_maximum",  # np.maximum's op
+    "_npi_add_scalar": "_plus_scalar", "_npi_subtract_scalar": "_minus_scalar",
+    "_npi_multiply_scalar": "_mul_scalar", "_npi_true_divide_scalar": "_div_scalar",
+    "_npi_power_scalar": "_power_scalar",
+    "_npi_sqrt": "sqrt", "_npi_square": "square", "_npi_exp": "exp", "_npi_log": "log",
+    "_npi_absolute": "abs", "_npi_tanh": "tanh", "_npi_reciprocal": "reciprocal",
+    "_npi_negative": "negative", "_npi_stack": "stack", "_np_copy": "_copy",
+}
+# Same as the legacy operator with attributes renamed (numpy name -> legacy name).
+_RENAMED_ATTRS = {"_npi_concatenate": ("Concat", {"axis": "dim"})}
+# Scalar on the left (``1 - x``, ``2 / x``): the legacy translation detects this case from the
+# node's name, which numpy-mode nodes do not carry, so these get their own converter.
+_REVERSED_SCALAR = {"_npi_rsubtract_scalar": "Sub", "_npi_rtrue_divide_scalar": "Div",
+                    "_npi_rpower_scalar": "Pow"}
+# Reductions with numpy semantics (a full reduction gives a 0-d array, the legacy ones a 1-d one).
+_REDUCTIONS = {"_npi_mean": "ReduceMean", "_np_sum": "ReduceSum", "_np_max": "ReduceMax",
+               "_np_min": "ReduceMin", "_np_prod": "ReduceProd"}
+
+
+@functools.lru_cache(maxsize=None)
+def _register_numpy_converters():
+    """Register the numpy-mode converters in MXNet's ONNX exporter (once); return its graph
+    class."""
+    import_mxnet()
+    _import_onnx()
+    import mxnet.onnx  # noqa: F401  (importing it registers the legacy translations)
+    from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
+    from mxnet.onnx.mx2onnx._op_translations import _op_translations_opset12 as legacy
+
+    registry = MXNetGraph.registry_
+    # Opset-specific legacy translations (e.g. opset 13's stack) are reused for the same opset.
+    for np_op, legacy_op in _SAME_AS_LEGACY.items():
+        for version in sorted(registry):
+            if legacy_op in registry[version]:
+                MXNetGraph.register(np_op, version)(registry[version][legacy_op])
+    for np_op, (legacy_op, renames) in _RENAMED_ATTRS.items():
+        MXNetGraph.register(np_op)(_with_renamed_attrs(registry[12][legacy_op], np_op, renames))
+    for np_op, onnx_op in _REVERSED_SCALAR.items():
+        MXNetGraph.register(np_op)(_reversed_scalar_converter(legacy, onnx_op))
+    for np_op, onnx_op in _REDUCTIONS.items():
+        MXNetGraph.register(np_op)(_reduction_converter(legacy, np_op, onnx_op))
+    MXNetGraph.register("_np_reshape")(_reshape_converter(legacy, "_np_reshape", {-1: -1}))
+    # npx.reshape codes: -1 infers a dimension, -2 copies the input's (ONNX: 0); the others
+    # (-3 to -6: drop, copy the rest, merge, split) have no single-Reshape equivalent.
+    MXNetGraph.register("_npx_reshape")(
+        _reshape_converter(legacy, "_npx_reshape", {-1: -1, -2: 0}))
+    return MXNetGraph
+
+
+def _with_renamed_attrs(translate: Callable, np_op: str, renames: Dict[str, str]) -> Callable:
+    def convert(node, **kwargs):
+        attrs = dict(node.get("attrs", {}))
+        for new, old in renames.items():
+            if attrs.get(new) == "None":
+                raise NotImplementedError(f"ONNX export of {np_op} with {new}=None is not "
+                                          f"supported")
+            if new in attrs:
+                attrs[old] = attrs.pop(new)
+        return translate(dict(node, attrs=attrs), **kwargs)
+    return convert
+
+
+def _reversed_scalar_converter(legacy, onnx_op: str) -> Callable:
+    import numpy
+
+    def convert(node, **kwargs):
+        name, inputs, attrs = legacy.get_inputs(node, kwargs)
+        dtype = legacy.get_input_dtypes(node, kwargs)[0]
+        # numpy-mode rule: a Python scalar takes the array's dtype.
+        scalar = numpy.dtype(dtype).type(float(attrs["scalar"]))
+        legacy.create_const_scalar_node(name + "_scalar", scalar, kwargs)
+        return [legacy.onnx.helper.make_node(onnx_op, [name + "_scalar", inputs[0]], [name],
+                                             name=name)]
+    return convert
+
+
+def _reduction_converter(legacy, np_op: str, onnx_op: str) -> Callable:
+    def convert(node, **kwargs):
+        name, inputs, attrs = legacy.get_inputs(node, kwargs)
+        for attr in ("dtype", "initial"):
+            if attrs.get(attr, "None") != "None":
+                raise NotImplementedError(f"ONNX export of {np_op} with {attr}={attrs[attr]} "
+                                          f"is not supported")
+        keepdims = legacy.get_boolean_attribute_value(attrs, "keepdims")
+        axis = attrs.get("axis", "None")
+        axes = None if axis == "None" else legacy.convert_string_to_list(axis)
+        make_node = legacy.onnx.helper.make_node
+        if axes == []:  # numpy: reducing over no axes returns the input
+            return [make_node("Identity", inputs[:1], [name], name=name)]
+        if axes is None:
+            return [make_node(onnx_op, inputs[:1], [name], name=name, keepdims=keepdims)]
+        # The axes are an input of ReduceSum from opset 13 and of the other reductions from opset
+        # 18. MXNet's exporter validates every node against the newest opset of the installed
+        # onnx too, so the older form (an attribute) is rejected even where it would be valid.
+        if onnx_op != "ReduceSum" and kwargs["opset_version"] < 18:
+            raise NotImplementedError(
+                f"ONNX export of {np_op} over axes {axes} ({onnx_op}) needs opset 18 or later, "
+                f"where its axes are an input; pass opset=18 or opset=19")
+        legacy.create_tensor(axes, name + "_axes", kwargs["initializer"])
+        return [make_node(onnx_op, [inputs[0], name + "_axes"], [name], name=name,
+                          keepdims=keepdims)]
+    return convert
+
+
+def _reshape_converter(legacy, np_op: str, codes: Dict[int, int]) -> Callable:
+    def convert(node, **kwargs):
+        name, inputs, attrs = legacy.get_inputs(node, kwargs)
+        if attrs.get("order", "C") != "C" or attrs.get("reverse", "False") in ("True", "1"):
+            raise NotImplementedError(f"ONNX export of {np_op} supports order='C' without "
+                                      f"reverse only; got attributes {attrs}")
+        shape = []
+        for dim in legacy.convert_string_to_list(attrs["newshape"]):
+            if dim <= 0 and dim not in codes:
+                raise NotImplementedError(f"ONNX export of {np_op} does not support the shape "
+                                          f"code {dim} in newshape={attrs['newshape']}")
+            shape.append(codes.get(dim, dim))
+        legacy.create_tensor(shape, name + "_shape", kwargs["initializer"])
+        return [legacy.onnx.helper.make_node("Reshape", [inputs[0], name + "_shape"], [name],
+                                             name=name)]
+    return convert

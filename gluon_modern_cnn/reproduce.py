@@ -1,0 +1,120 @@
+"""Reproduce a section's training results with the book's hyperparameters, beside the book's numbers.
+
+For every training cell of a section (``book.SECTIONS``) the runner trains the book's model with the
+book's ``lr``, ``num_epochs``, ``batch_size`` and ``resize`` on Fashion-MNIST and writes
+``results.json`` and ``results.md``: the package's final loss, train and test accuracy and
+examples/sec beside what the book printed, with the device and the machine. Each model's curve,
+history and parameters go to a subfolder.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import mxnet as mx
+
+from . import book
+from .checkpoint import atomic_write
+from .experiment import resolve_settings, train_model
+from .machine import machine_info, machine_summary
+from .registry import model_info
+
+__all__ = ["reproduce", "format_results", "compare_with_book"]
+
+_METRICS = ("loss", "train_acc", "test_acc")
+
+
+def compare_with_book(run: book.TrainingRun, history) -> Dict[str, Any]:
+    """The package's results at the epoch the book's printed results refer to, and differences."""
+    printed = book.parse_result(run.lines)
+    epoch = int(printed.get("epoch", run.hyperparameters.num_epochs))
+    records = history.epochs
+    ours = records[min(epoch, len(records)) - 1] if records else None
+    package = {} if ours is None else {
+        "epoch": ours.epoch, "loss": ours.train_loss, "train_acc": ours.train_acc,
+        "test_acc": ours.test_acc, "examples_per_sec": history.examples_per_sec}
+    difference = {m: package[m] - printed[m] for m in _METRICS if m in printed and m in package}
+    return {"book": dict(printed, epoch=epoch) if printed else {}, "package": package,
+            "difference": difference,
+            "test_acc_per_epoch": [round(r.test_acc, 4) for r in records]}
+
+
+def reproduce(section_key: str, *, models: Optional[Sequence[str]] = None,
+              device: Union[mx.Context, Sequence[mx.Context], None] = None, data_root=None,
+              out: Union[str, Path] = "reproduction", num_epochs: Optional[int] = None,
+              hybridize: bool = False, seed: Optional[int] = 0) -> List[Dict[str, Any]]:
+    """Train the section's models with the book's settings and write the comparison to ``out``.
+
+    ``models`` selects among the section's trained models (default: all); ``hybridize`` trains
+    their hybridizable twins instead (same architecture, faster); ``num_epochs`` shortens a run
+    for a quick check (the comparison is then at the last epoch trained).
+    """
+    sec = book.section(section_key)
+    runs = [r for r in sec.trainings if models is None or r.model in models]
+    if not runs:
+        trained = ", ".join(r.model for r in sec.trainings) or "none"
+        raise ValueError(f"section {section_key} trains {trained}; nothing matches {models}")
+    out = Path(out)
+    machine = machine_info()
+    results = []
+    for run in runs:
+        name = model_info(run.model).twin if hybridize else run.model
+        settings = resolve_settings(name, num_epochs=num_epochs, hybridize=hybridize, seed=seed)
+        print(f"== section {section_key}: {name}, lr {settings.lr}, {settings.num_epochs} epochs, "
+              f"batch {settings.batch_size}, resize {settings.resize}", flush=True)
+        start = time.time()
+        outcome = train_model(settings, device=device, data_root=data_root, out=out / name)
+        result = {"section": section_key, "model": name, "book_model": run.model,
+                  "hyperparameters": settings.to_dict(), "loop": run.loop,
+                  "devices": [str(d) for d in outcome.devices],
+                  "wall_seconds": round(time.time() - start, 1),
+                  "interrupted": outcome.history.interrupted,
+                  **compare_with_book(run, outcome.history)}
+        results.append(result)
+        _write(out, section_key, results, machine)
+        if outcome.history.interrupted:
+            break
+    return results
+
+
+def _write(out: Path, section_key: str, results: List[Dict[str, Any]], machine) -> None:
+    record = {"section": section_key, "title": book.section(section_key).title,
+              "machine": machine, "results": results}
+    atomic_write(out / "results.json", lambda tmp: Path(tmp).write_text(
+        json.dumps(record, indent=2)))
+    atomic_write(out / "results.md", lambda tmp: Path(tmp).write_text(
+        format_results(record)))
+
+
+def _cell(value, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def format_results(record: Dict[str, Any]) -> str:
+    """A Markdown report of a ``results.json`` record."""
+    lines = [f"# Section {record['section']}: {record['title']}", "",
+             f"Machine: {machine_summary(record['machine'])}.", ""]
+    for r in record["results"]:
+        hp = r["hyperparameters"]
+        book_speed = r["book"].get("examples_per_sec")
+        lines += [f"## {r['model']}", "",
+                  f"lr {hp['lr']}, {hp['num_epochs']} epochs, batch size {hp['batch_size']}, "
+                  f"resize {hp['resize']}; trained on {', '.join(r['devices'])} in "
+                  f"{r['wall_seconds']:.0f} s" + (" (interrupted)" if r["interrupted"] else "")
+                  + ".", "",
+                  "| | book | package | difference |", "| --- | --- | --- | --- |"]
+        if r["book"].get("epoch") != r["package"].get("epoch"):
+            lines[-2:-2] = [f"Compared at the book's epoch {r['book'].get('epoch')} and the "
+                            f"package's last epoch {r['package'].get('epoch')}.", ""]
+        for metric in _METRICS:
+            lines.append(f"| {metric.replace('_', ' ')} | {_cell(r['book'].get(metric))} | "
+                         f"{_cell(r['package'].get(metric))} | "
+                         f"{_cell(r['difference'].get(metric), '+.3f')} |")
+        lines.append(f"| examples/sec | {_cell(book_speed, '.1f')} on {r['book'].get('device', '-')}"
+                     f" | {_cell(r['package'].get('examples_per_sec'), '.1f')} on "
+                     f"{', '.join(r['devices'])} | |")
+        lines += ["", "Test accuracy per epoch: "
+                  + ", ".join(f"{a:.3f}" for a in r["test_acc_per_epoch"]), ""]
+    return "\n".join(lines)

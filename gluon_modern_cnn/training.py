@@ -1,0 +1,462 @@
+"""Training: the book's ``train_ch6`` (section 6.6, used by every section of chapter 7), the older
+edition's ``train_ch5``, and the one loop both are thin wrappers of.
+
+:func:`fit` is that loop. It takes whether to initialize, a starting epoch, an optional trainer and
+callbacks, and trains on one device or data-parallel on several (the book's later ``train_ch13``
+pattern: ``split_and_load``, one loss per shard, one ``trainer.step`` over the whole batch), so that
+checkpointing, progress bars and multi-device training extend it instead of copying it.
+"""
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, List, Optional, Sequence, Union
+
+import mxnet as mx
+import numpy as onp
+from mxnet import autograd, gluon, init
+
+from ._compat import mxnet_error_summary
+from .devices import try_gpu, warn_if_gpu_unusable
+from .plotting import Animator
+
+__all__ = ["Accumulator", "Timer", "accuracy", "evaluate_accuracy_gpu", "EpochRecord", "History",
+           "TrainState", "Callback", "AnimatorCallback", "book_animator", "TrainingDiverged", "fit", "train_ch6",
+           "train_ch5", "train_step", "print_result", "format_result", "format_speed", "format_epoch_ch5",
+           "seed_everything"]
+
+
+class Accumulator:
+    """For accumulating sums over ``n`` variables (section 3.6)."""
+
+    def __init__(self, n):
+        self.data = [0.0] * n
+
+    def add(self, *args):
+        self.data = [a + float(b) for a, b in zip(self.data, args)]
+
+    def reset(self):
+        self.data = [0.0] * len(self.data)
+
+    def __getitem__(self, idx):
+        return self.data[idx]
+
+
+class Timer:
+    """Record multiple running times (section 11.5 / 2.x of the book's utilities)."""
+
+    def __init__(self):
+        self.times = []
+        self.start()
+
+    def start(self):
+        """Start the timer."""
+        self.tik = time.time()
+
+    def stop(self):
+        """Stop the timer and record the time in a list."""
+        self.times.append(time.time() - self.tik)
+        return self.times[-1]
+
+    def avg(self):
+        """Return the average time."""
+        return sum(self.times) / len(self.times)
+
+    def sum(self):
+        """Return the sum of time."""
+        return sum(self.times)
+
+    def cumsum(self):
+        """Return the accumulated time."""
+        return onp.array(self.times).cumsum().tolist()
+
+
+def accuracy(y_hat, y):
+    """Compute the number of correct predictions (section 3.6)."""
+    if len(y_hat.shape) > 1 and y_hat.shape[1] > 1:
+        y_hat = y_hat.argmax(axis=1)
+    cmp = y_hat.astype(y.dtype) == y
+    return float(cmp.astype(y.dtype).sum())
+
+
+def evaluate_accuracy_gpu(net, data_iter, device=None):
+    """Compute the accuracy for a model on a dataset using a GPU (section 6.6)."""
+    if not device:  # Query the first device where the first parameter is on
+        device = list(net.collect_params().values())[0].list_ctx()[0]
+    metric = Accumulator(2)  # No. of correct predictions, no. of predictions
+    for X, y in data_iter:
+        X, y = X.as_in_ctx(device), y.as_in_ctx(device)
+        metric.add(accuracy(net(X), y), y.size)
+    return metric[0] / metric[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# What a run produces
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class EpochRecord:
+    """One epoch's results: mean training loss and accuracy, test accuracy and speed."""
+
+    epoch: int                # 1-based
+    train_loss: float
+    train_acc: float
+    test_acc: float
+    examples: int             # training examples seen in the epoch
+    step_seconds: float       # time of the training steps only (the book's timer)
+    wall_seconds: float       # the whole epoch, data loading and evaluation included
+
+    @property
+    def examples_per_sec(self) -> float:
+        return self.examples / self.step_seconds if self.step_seconds else float("nan")
+
+
+@dataclass
+class History:
+    """Per-epoch results of a run; what ``train_ch6`` returns besides what it prints."""
+
+    epochs: List[EpochRecord] = field(default_factory=list)
+    devices: List[str] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def examples_per_sec(self) -> float:
+        """The book's figure: all training examples over the time of all training steps."""
+        seconds = sum(e.step_seconds for e in self.epochs)
+        return sum(e.examples for e in self.epochs) / seconds if seconds else float("nan")
+
+    @property
+    def final(self) -> Optional[EpochRecord]:
+        return self.epochs[-1] if self.epochs else None
+
+    def to_dict(self) -> dict:
+        return {"epochs": [dict(asdict(e), examples_per_sec=e.examples_per_sec)
+                           for e in self.epochs],
+                "devices": list(self.devices), "interrupted": self.interrupted,
+                "examples_per_sec": self.examples_per_sec}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "History":
+        fields = {f for f in EpochRecord.__dataclass_fields__}
+        return cls([EpochRecord(**{k: v for k, v in e.items() if k in fields})
+                    for e in data.get("epochs", [])],
+                   list(data.get("devices", [])), bool(data.get("interrupted", False)))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+def format_result(loss: float, train_acc: float, test_acc: float) -> str:
+    """``train_ch6``'s first result line."""
+    return f'loss {loss:.3f}, train acc {train_acc:.3f}, test acc {test_acc:.3f}'
+
+
+def format_speed(examples_per_sec: float, devices: Sequence) -> str:
+    """``train_ch6``'s second result line (several devices are listed as the book's later
+    multi-GPU trainer does)."""
+    where = str(devices[0]) if len(devices) == 1 else str([str(d) for d in devices])
+    return f'{examples_per_sec:.1f} examples/sec on {where}'
+
+
+def format_epoch_ch5(record: EpochRecord) -> str:
+    """``train_ch5``'s per-epoch line (older edition)."""
+    return ('epoch %d, loss %.4f, train acc %.3f, test acc %.3f, time %.1f sec'
+            % (record.epoch, record.train_loss, record.train_acc, record.test_acc,
+               record.wall_seconds))
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------
+
+class TrainingDiverged(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class TrainState:
+    """What callbacks see: the objects of the run and where it is."""
+
+    net: gluon.Block
+    trainer: gluon.Trainer
+    devices: List[mx.Context]
+    num_epochs: int
+    history: History
+    epoch: int = 0             # 0-based index of the current epoch
+    batch: int = 0             # 0-based index of the current batch within the epoch
+    num_batches: int = 0
+    metric: Accumulator = field(default_factory=lambda: Accumulator(3))
+    timer: Timer = field(default_factory=Timer)
+
+    @property
+    def train_loss(self) -> float:
+        return self.metric[0] / self.metric[2] if self.metric[2] else float("nan")
+
+    @property
+    def train_acc(self) -> float:
+        return self.metric[1] / self.metric[2] if self.metric[2] else float("nan")
+
+
+class Callback:
+    """Hooks into :func:`fit`; override what you need."""
+
+    def on_train_begin(self, state: TrainState) -> None: ...
+
+    def on_epoch_begin(self, state: TrainState) -> None: ...
+
+    def on_batch_end(self, state: TrainState) -> None: ...
+
+    def on_epoch_end(self, state: TrainState) -> None: ...
+
+    def on_train_end(self, state: TrainState) -> None: ...
+
+
+def book_animator(num_epochs: int, *, path=None) -> Animator:
+    """The plot ``train_ch6`` draws: train loss, train acc and test acc over the epochs."""
+    return Animator(xlabel='epoch', xlim=[1, num_epochs] if num_epochs > 1 else None,
+                    legend=['train loss', 'train acc', 'test acc'], path=path, overwrite=True)
+
+
+class AnimatorCallback(Callback):
+    """The book's plot: training loss and accuracy five times an epoch, test accuracy per epoch."""
+
+    def __init__(self, animator: Animator):
+        self.animator = animator
+
+    def on_batch_end(self, state):
+        n = state.num_batches
+        if (state.batch + 1) % max(n // 5, 1) == 0 or state.batch == n - 1:
+            self.animator.add(state.epoch + (state.batch + 1) / n,
+                              (state.train_loss, state.train_acc, None))
+
+    def on_epoch_end(self, state):
+        self.animator.add(state.epoch + 1, (None, None, state.history.final.test_acc))
+
+    def on_train_end(self, state):
+        if self.animator.path is not None:
+            self.animator.flush()
+
+
+class _StopOnInterrupt:
+    """Turn the first Ctrl-C into a request to stop after the current batch; a second one
+    interrupts at once. Only the main thread can install signal handlers."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nInterrupted: stopping after this batch (Ctrl-C again to stop at once)",
+              flush=True)
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def seed_everything(seed: int, epoch: int, train_iter=None) -> None:
+    """Reseed MXNet's and NumPy's generators (and the loader's shuffling) for ``epoch``.
+
+    MXNet's generator state cannot be read back, so a resumable run reseeds at every epoch from
+    ``(seed, epoch)``: an interrupted-and-resumed run draws what an uninterrupted one draws.
+    """
+    epoch_seed = (seed * 1_000_003 + epoch) % (2 ** 31)
+    mx.random.seed(epoch_seed)
+    onp.random.seed(epoch_seed)  # the book's DataLoader shuffles with NumPy's global generator
+    if hasattr(train_iter, "set_epoch"):
+        train_iter.set_epoch(epoch)
+
+
+def _check_positive(value, name: str, kind=(int,)) -> None:
+    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
+        raise ValueError(f"{name} must be a positive {'integer' if kind == (int,) else 'number'}; "
+                         f"got {value!r}")
+
+
+def _as_devices(device: Union[mx.Context, Sequence[mx.Context]]) -> List[mx.Context]:
+    devices = [device] if isinstance(device, mx.Context) else list(device)
+    if not devices or not all(isinstance(d, mx.Context) for d in devices):
+        raise ValueError(f"device must be an mx.Context such as mx.cpu() or mx.gpu(0), or a "
+                         f"non-empty list of them; got {device!r}")
+    return devices
+
+
+def _forward_with_clear_shape_errors(net, X):
+    try:
+        return net(X)
+    except mx.base.MXNetError as err:
+        if "shape" not in str(err).lower():
+            raise
+        raise ValueError(
+            f"a batch of shape {tuple(X.shape)} does not fit the model: its parameters were "
+            f"initialized for another input size. Build a fresh model for this input size or "
+            f"load the data with the resize the model was made for. (MXNet: "
+            f"{mxnet_error_summary(err)})"
+        ) from None
+
+
+def fit(net, train_iter, test_iter, num_epochs: int, *, lr: Optional[float] = None,
+        trainer: Optional[gluon.Trainer] = None, loss: Optional[gluon.loss.Loss] = None,
+        device: Union[mx.Context, Sequence[mx.Context], None] = None, initialize: bool = True,
+        start_epoch: int = 0, history: Optional[History] = None, seed: Optional[int] = None,
+        callbacks: Iterable[Callback] = (), kvstore: Union[str, "mx.kv.KVStore"] = "device",
+        ) -> History:
+    """Train ``net`` from ``start_epoch`` up to ``num_epochs`` (the body of ``train_ch6``).
+
+    ``initialize=True`` re-initializes the parameters (Xavier, ``force_reinit``) on the devices;
+    pass ``False`` to continue from loaded parameters. Without a ``trainer``, SGD with ``lr`` is
+    used (the book's). With several devices each batch is split across them. With ``seed`` both
+    random generators and the loader's shuffling are reseeded per epoch (see :func:`seed_everything`).
+    The first Ctrl-C stops after the current batch and returns the history so far with
+    ``interrupted=True``; a NaN or infinite loss raises :class:`TrainingDiverged`.
+    """
+    _check_positive(num_epochs, "num_epochs")
+    if not isinstance(start_epoch, int) or not 0 <= start_epoch <= num_epochs:
+        raise ValueError(f"start_epoch must be an integer between 0 and num_epochs={num_epochs}; "
+                         f"got {start_epoch!r}")
+    if trainer is None:
+        _check_positive(lr, "lr", (int, float))
+    devices = _as_devices(try_gpu() if device is None else device)
+    if any(d.device_type == "cpu" for d in devices):
+        warn_if_gpu_unusable()
+    if initialize:
+        net.initialize(force_reinit=True, ctx=devices, init=init.Xavier())
+    loss = loss or gluon.loss.SoftmaxCrossEntropyLoss()
+    if trainer is None:
+        trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': lr},
+                                kvstore=kvstore)
+    history = history or History()
+    history.devices = [str(d) for d in devices]
+    history.interrupted = False
+    state = TrainState(net, trainer, devices, num_epochs, history,
+                       num_batches=len(train_iter))
+    callbacks = list(callbacks)
+    for cb in callbacks:
+        cb.on_train_begin(state)
+    with _StopOnInterrupt() as stop:
+        for epoch in range(start_epoch, num_epochs):
+            state.epoch, state.metric, state.timer = epoch, Accumulator(3), Timer()
+            if seed is not None:
+                seed_everything(seed, epoch, train_iter)
+            for cb in callbacks:
+                cb.on_epoch_begin(state)
+            wall = time.time()
+            for i, (X, y) in enumerate(train_iter):
+                state.batch = i
+                _train_step(state, loss, X, y, first=(epoch == start_epoch and i == 0))
+                for cb in callbacks:
+                    cb.on_batch_end(state)
+                if stop.requested:
+                    break
+            if stop.requested:
+                history.interrupted = True
+                break
+            test_acc = evaluate_accuracy_gpu(net, test_iter, devices[0])
+            history.epochs.append(EpochRecord(
+                epoch + 1, state.train_loss, state.train_acc, test_acc, int(state.metric[2]),
+                state.timer.sum(), time.time() - wall))
+            for cb in callbacks:
+                cb.on_epoch_end(state)
+    for cb in callbacks:
+        cb.on_train_end(state)
+    return history
+
+
+def train_step(net, trainer: gluon.Trainer, loss, X, y, devices: Sequence[mx.Context], *,
+               check_shapes: bool = False):
+    """One training step on a batch, split across ``devices``: forward, loss, backward and
+    ``trainer.step(batch_size)``. Returns the summed loss and the number of correct predictions
+    as Python floats (reading them waits for the step to finish, which is what the book times)."""
+    if len(devices) == 1:
+        Xs, ys = [X.as_in_ctx(devices[0])], [y.as_in_ctx(devices[0])]
+    else:
+        Xs = gluon.utils.split_and_load(X, devices, even_split=False)
+        ys = gluon.utils.split_and_load(y, devices, even_split=False)
+    with autograd.record():
+        y_hats = [(_forward_with_clear_shape_errors(net, X_shard) if check_shapes
+                   else net(X_shard)) for X_shard in Xs]
+        ls = [loss(y_hat, y_shard) for y_hat, y_shard in zip(y_hats, ys)]
+    for l in ls:
+        l.backward()
+    trainer.step(X.shape[0])
+    loss_sum = sum(float(l.sum()) for l in ls)
+    correct = sum(accuracy(y_hat, y_shard) for y_hat, y_shard in zip(y_hats, ys))
+    return loss_sum, correct
+
+
+def _train_step(state: TrainState, loss, X, y, first: bool) -> None:
+    state.timer.start()
+    loss_sum, correct = train_step(state.net, state.trainer, loss, X, y, state.devices,
+                                   check_shapes=first)
+    if not math.isfinite(loss_sum):
+        lr = getattr(state.trainer, "learning_rate", None)
+        raise TrainingDiverged(
+            f"the training loss became {loss_sum} at epoch {state.epoch + 1}, batch "
+            f"{state.batch + 1}; try a smaller learning rate"
+            + (f" than {lr}" if lr is not None else ""))
+    state.metric.add(loss_sum, correct, X.shape[0])
+    state.timer.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# The book's entry points
+# ---------------------------------------------------------------------------------------------
+
+def train_ch6(net, train_iter, test_iter, num_epochs, lr, device=try_gpu(), *,
+              figure: Optional[str] = None, callbacks: Iterable[Callback] = (),
+              seed: Optional[int] = None, loss: Optional[gluon.loss.Loss] = None) -> History:
+    """Train a model with a GPU (section 6.6), as chapter 7 calls it.
+
+    Prints the book's two result lines and returns the :class:`History`. The book's plot is shown
+    inline in a notebook; headless, pass ``figure="curve.png"`` to have it written to a file.
+    ``loss`` replaces the book's softmax cross-entropy (e.g. with label smoothing).
+    """
+    _check_positive(num_epochs, "num_epochs")
+    _check_positive(lr, "lr", (int, float))
+    animator = book_animator(num_epochs, path=figure)
+    history = fit(net, train_iter, test_iter, num_epochs, lr=lr, device=device, seed=seed,
+                  loss=loss, callbacks=[AnimatorCallback(animator), *callbacks])
+    print_result(history, device)
+    return history
+
+
+def print_result(history: History, device) -> None:
+    """Print ``train_ch6``'s two result lines for ``history`` (saying so when it was interrupted)."""
+    final = history.final
+    if final is None:
+        print("training interrupted before the first epoch ended")
+        return
+    if history.interrupted:
+        print(f"training interrupted during epoch {final.epoch + 1}; results of epoch "
+              f"{final.epoch}:")
+    print(format_result(final.train_loss, final.train_acc, final.test_acc))
+    print(format_speed(history.examples_per_sec, _as_devices(device)))
+
+
+class _PrintEpochCh5(Callback):
+    def on_epoch_end(self, state):
+        print(format_epoch_ch5(state.history.final), flush=True)
+
+
+def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs) -> History:
+    """Train and evaluate a model with CPU or GPU (older edition, section 5.5).
+
+    The caller initializes ``net`` and builds ``trainer``, as the older edition's cells do; prints
+    ``training on <ctx>`` and one line per epoch.
+    """
+    _check_positive(batch_size, "batch_size")
+    print('training on', ctx)
+    return fit(net, train_iter, test_iter, num_epochs, trainer=trainer, device=ctx,
+               initialize=False, callbacks=[_PrintEpochCh5()])
