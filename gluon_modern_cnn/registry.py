@@ -26,7 +26,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ._compat import import_mxnet
 
-__all__ = ["ModelInfo", "register_model", "register_book_model", "get_model", "list_models", "model_info",
+__all__ = ["ModelInfo", "register_model", "register_book_model", "register_variant", "IMAGENET",
+           "get_model", "list_models", "model_info",
            "InputSizeError"]
 
 
@@ -115,6 +116,26 @@ def register_book_model(name: str, *, kwargs: Optional[Mapping[str, Any]] = None
                        kwargs={**(kwargs or {}), "hybrid": True}, **metadata)(builder)
         return builder
     return decorator
+
+
+#: The ImageNet configuration of the ``_imagenet`` variants.
+IMAGENET = {"input_size": 224, "in_channels": 3, "num_classes": 1000}
+
+
+def register_variant(name: str, builder: Callable, *, family: str, section: str,
+                     input_size: int, description: str, kwargs: Mapping[str, Any],
+                     book_settings: Optional[str] = None, chapter: bool = True) -> None:
+    """Register a paper's variant (a HybridBlock) in both configurations: ``name`` is the
+    chapter's (1 channel, 10 classes, ``input_size``; skipped with ``chapter=False``) and
+    ``name_imagenet`` ImageNet's (3 channels, 1000 classes, 224x224)."""
+    common = dict(family=family, section=section, hybrid=True)
+    if chapter:
+        register_model(name, input_size=input_size, in_channels=1, num_classes=10,
+                       book_settings=book_settings, description=description,
+                       kwargs={**kwargs, "num_classes": 10}, **common)(builder)
+    register_model(f"{name}_imagenet", description=f"{description}, ImageNet configuration",
+                   kwargs={**kwargs, "num_classes": IMAGENET["num_classes"]}, **IMAGENET,
+                   **common)(builder)
 
 
 def _ensure_models_loaded() -> None:

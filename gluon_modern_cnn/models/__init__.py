@@ -1,8 +1,35 @@
-"""The chapter's models, one module per family; importing this package registers them all."""
+"""The chapter's models, one module per family; importing this package registers them all.
+
+Each family module registers the book's models where they are defined and then the papers'
+variants (the chapter's exercises) from its spec table, each twice: ``<name>`` in the chapter's
+configuration (1 input channel, 10 classes, the input size the book uses for the family) and
+``<name>_imagenet`` in ImageNet's (3 channels, 1000 classes, 224x224). All variants are
+HybridBlocks.
+"""
+from __future__ import annotations
+
 from .alexnet import alexnet
 from .batchnorm import BatchNorm, batch_norm, lenet_bn, lenet_bn_scratch, lenet_with_batch_norm
-from .densenet import DenseBlock, HybridDenseBlock, conv_block, densenet, transition_block
-from .googlenet import HybridInception, Inception, googlenet, inception_spec
+from .densenet import (DenseBlock, HybridDenseBlock, conv_block, densenet, densenet_bc,
+                       densenet_bc_cifar, densenet_bc_cifar_spec, densenet_spec, densenet_variant,
+                       transition_block)
+from .googlenet import (HybridInception, Inception, InceptionBN, conv_bn_relu, googlenet,
+                        inception_spec)
 from .nin import nin, nin_block
-from .resnet import HybridResidual, Residual, gluonbook_resnet, resnet, resnet18_arch, resnet_block
-from .vgg import conv_arch, small_conv_arch, vgg, vgg_block, vgg_spec
+from .resnet import (HybridResidual, Residual, ResidualV1, ResidualV2, gluonbook_resnet, resnet,
+                     resnet18_arch, resnet_block, resnet_spec, resnet_variant)
+from .vgg import conv_arch, small_conv_arch, vgg, vgg_block, vgg_spec, vgg_variant
+from .zoo_differences import GLUONCV_DIFFERENCES, ZooDifference, gluoncv_options
+
+__all__ = [
+    # the book's blocks and models
+    "alexnet", "BatchNorm", "batch_norm", "lenet_bn", "lenet_bn_scratch", "lenet_with_batch_norm",
+    "DenseBlock", "HybridDenseBlock", "conv_block", "densenet", "transition_block",
+    "HybridInception", "Inception", "googlenet", "inception_spec", "nin", "nin_block",
+    "HybridResidual", "Residual", "gluonbook_resnet", "resnet", "resnet18_arch", "resnet_block",
+    "conv_arch", "small_conv_arch", "vgg", "vgg_block", "vgg_spec",
+    # the papers' variants (the chapter's exercises)
+    "vgg_variant", "resnet_spec", "ResidualV1", "ResidualV2", "resnet_variant", "densenet_spec",
+    "densenet_bc_cifar_spec", "densenet_bc", "densenet_variant", "densenet_bc_cifar",
+    "InceptionBN", "conv_bn_relu", "ZooDifference", "GLUONCV_DIFFERENCES", "gluoncv_options",
+]

@@ -1,13 +1,22 @@
-"""Section 7.4, Networks with Parallel Concatenations (GoogLeNet)."""
+"""Section 7.4, Networks with Parallel Concatenations (GoogLeNet).
+
+Exercise 1 of the section, GoogLeNet with batch normalization, is ``googlenet(batch_norm=True,
+hybrid=True)``: every convolution of the book's network is followed by batch normalization and
+then ReLU (``conv_bn_relu``), in ``InceptionBN``, the book's Inception block with its paths built
+that way. The convolutions keep the book's biases, as VGG's ``_bn`` variants do. gluoncv's
+``googlenet`` is not this network (3x3 instead of 5x5 convolutions in the third path, no
+convolution biases, ceil-mode pooling, dropout before the output layer), so none is compared.
+"""
 from __future__ import annotations
 
 from mxnet import np, npx
 from mxnet.gluon import nn
 
-from ..registry import register_book_model
+from ..registry import register_book_model, register_variant
 from .common import sequential
 
-__all__ = ["Inception", "HybridInception", "googlenet", "inception_spec"]
+__all__ = ["Inception", "HybridInception", "googlenet", "inception_spec", "conv_bn_relu",
+           "InceptionBN"]
 
 
 class Inception(nn.Block):
@@ -53,6 +62,35 @@ class HybridInception(Inception, nn.HybridBlock):
         return F.np.concatenate((p1, p2, p3, p4), axis=1)
 
 
+def conv_bn_relu(channels: int, **kwargs) -> nn.HybridSequential:
+    """A convolution without activation (``kwargs`` go to ``nn.Conv2D``), batch normalization,
+    then ReLU: the convolution of GoogLeNet with batch normalization (exercise 1 of section 7.4)."""
+    blk = nn.HybridSequential()
+    blk.add(nn.Conv2D(channels, **kwargs), nn.BatchNorm(), nn.Activation('relu'))
+    return blk
+
+
+def _conv_relu(channels: int, **kwargs) -> nn.Conv2D:
+    # The book's convolution: ReLU fused into the layer.
+    return nn.Conv2D(channels, activation='relu', **kwargs)
+
+
+class InceptionBN(HybridInception):
+    """Exercise 1 of section 7.4: the book's Inception block (its four paths and forward) with a
+    batch normalization after each convolution, each built by :func:`conv_bn_relu`."""
+
+    def __init__(self, c1, c2, c3, c4, **kwargs):
+        # Skip Inception.__init__, which builds the paths from ReLU convolutions.
+        super(Inception, self).__init__(**kwargs)
+        self.p1_1 = conv_bn_relu(c1, kernel_size=1)
+        self.p2_1 = conv_bn_relu(c2[0], kernel_size=1)
+        self.p2_2 = conv_bn_relu(c2[1], kernel_size=3, padding=1)
+        self.p3_1 = conv_bn_relu(c3[0], kernel_size=1)
+        self.p3_2 = conv_bn_relu(c3[1], kernel_size=5, padding=2)
+        self.p4_1 = nn.MaxPool2D(pool_size=3, strides=1, padding=1)
+        self.p4_2 = conv_bn_relu(c4, kernel_size=1)
+
+
 #: Section 7.4.2: the (c1, c2, c3, c4) of the Inception blocks of modules b3, b4 and b5.
 inception_spec = (
     ((64, (96, 128), (16, 32), 32),
@@ -69,18 +107,27 @@ inception_spec = (
 
 @register_book_model("googlenet", family="googlenet", section="7.4", input_size=96,
                      book_settings="7.4")
-def googlenet(*, num_classes: int = 10, hybrid: bool = False) -> nn.Sequential:
-    """Section 7.4.2: GoogLeNet, modules b1 to b5 then a dense output layer."""
-    inception = HybridInception if hybrid else Inception
+def googlenet(*, num_classes: int = 10, hybrid: bool = False,
+              batch_norm: bool = False) -> nn.Sequential:
+    """Section 7.4.2: GoogLeNet, modules b1 to b5 then a dense output layer.
+
+    ``batch_norm=True`` (with ``hybrid=True``) builds GoogLeNet-BN, exercise 1 of section 7.4:
+    every convolution followed by batch normalization before its ReLU.
+    """
+    if batch_norm and not hybrid:
+        raise ValueError("GoogLeNet with batch normalization is built from HybridBlocks only; "
+                         "pass hybrid=True")
+    inception = InceptionBN if batch_norm else HybridInception if hybrid else Inception
+    conv = conv_bn_relu if batch_norm else _conv_relu
     b3_spec, b4_spec, b5_spec = inception_spec
     # The modules are created in the book's order (b1 ... b5, then net), which fixes the layer
     # names its shape trace prints (sequential0 ... sequential4, dense0).
     b1 = sequential(hybrid=hybrid)
-    b1.add(nn.Conv2D(64, kernel_size=7, strides=2, padding=3, activation='relu'),
+    b1.add(conv(64, kernel_size=7, strides=2, padding=3),
            nn.MaxPool2D(pool_size=3, strides=2, padding=1))
     b2 = sequential(hybrid=hybrid)
-    b2.add(nn.Conv2D(64, kernel_size=1, activation='relu'),
-           nn.Conv2D(192, kernel_size=3, padding=1, activation='relu'),
+    b2.add(conv(64, kernel_size=1),
+           conv(192, kernel_size=3, padding=1),
            nn.MaxPool2D(pool_size=3, strides=2, padding=1))
     b3 = sequential(hybrid=hybrid)
     b3.add(*[inception(*spec) for spec in b3_spec],
@@ -94,3 +141,9 @@ def googlenet(*, num_classes: int = 10, hybrid: bool = False) -> nn.Sequential:
     net = sequential(hybrid=hybrid)
     net.add(b1, b2, b3, b4, b5, nn.Dense(num_classes))
     return net
+
+
+register_variant("googlenet_bn", googlenet, family="googlenet", section="7.4, exercise 1",
+                 input_size=96, book_settings="7.4",
+                 description="GoogLeNet with batch normalization after each convolution",
+                 kwargs={"hybrid": True, "batch_norm": True})

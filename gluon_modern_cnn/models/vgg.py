@@ -1,14 +1,20 @@
-"""Section 7.2, Networks Using Blocks (VGG)."""
+"""Section 7.2, Networks Using Blocks (VGG).
+
+The book's ``vgg`` builds every configuration of Table 1 of Simonyan and Zisserman (``vgg_spec``;
+``vgg_variant`` by depth), with batch normalization after each convolution for the ``_bn``
+variants, which keep the convolutions' biases as torchvision and gluoncv do. gluoncv's model zoo
+(0.10) builds the same networks: no option is needed to reproduce it.
+"""
 from __future__ import annotations
 
 from typing import Sequence, Tuple
 
 from mxnet.gluon import nn
 
-from ..registry import register_book_model
+from ..registry import register_book_model, register_variant
 from .common import check_conv_arch, check_positive_int, sequential
 
-__all__ = ["vgg_block", "vgg", "conv_arch", "small_conv_arch", "vgg_spec"]
+__all__ = ["vgg_block", "vgg", "conv_arch", "small_conv_arch", "vgg_spec", "vgg_variant"]
 
 #: VGG-11 (configuration A of Simonyan and Zisserman, Table 1): (num_convs, num_channels) per block.
 conv_arch = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
@@ -64,3 +70,31 @@ def vgg(conv_arch: Sequence[Tuple[int, int]] = conv_arch, *, num_classes: int = 
             nn.Dense(4096, activation='relu'), nn.Dropout(0.5),
             nn.Dense(num_classes))
     return net
+
+
+def vgg_variant(depth: int, *, batch_norm: bool = False,
+                num_classes: int = 10) -> nn.HybridSequential:
+    """VGG-11, -13, -16 or -19 (configurations A, B, D, E of Table 1 of Simonyan and Zisserman)
+    built by the book's :func:`vgg` from HybridBlocks; ``batch_norm=True`` adds batch
+    normalization after each convolution (``vgg16_bn``, ...)."""
+    if depth not in vgg_spec:
+        raise ValueError(f"unknown VGG depth {depth!r}; valid depths: "
+                         f"{', '.join(map(str, vgg_spec))}")
+    return vgg(vgg_spec[depth], num_classes=num_classes, hybrid=True, batch_norm=batch_norm)
+
+
+_VGG_CONFIGURATIONS = {11: "A", 13: "B", 16: "D", 19: "E"}
+
+for _depth in vgg_spec:
+    for _bn in (False, True):
+        register_variant(
+            f"vgg{_depth}{'_bn' if _bn else ''}", vgg_variant, family="vgg",
+            section="7.2" if (_depth, _bn) == (11, False)
+            else "Simonyan & Zisserman 2015, Table 1" + (", with batch norm" if _bn else ""),
+            input_size=224, book_settings="7.2",
+            description=f"VGG-{_depth} (configuration {_VGG_CONFIGURATIONS[_depth]} of Table 1 of "
+                        f"Simonyan and Zisserman)"
+                        + (" with batch normalization after each convolution" if _bn else ""),
+            kwargs={"depth": _depth, "batch_norm": _bn},
+            # The book's vgg11 already is VGG-11 in the chapter's configuration.
+            chapter=(_depth, _bn) != (11, False))
