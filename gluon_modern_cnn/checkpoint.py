@@ -22,7 +22,8 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
+from typing import (Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple,
+                    Union)
 
 import mxnet as mx
 from mxnet import gluon, npx
@@ -65,6 +66,20 @@ def array_states(net: gluon.Block) -> Dict[str, Tuple[gluon.Block, str]]:
     return states
 
 
+# ---------------------------------------------------------------------------------------------
+# Writing files atomically
+# ---------------------------------------------------------------------------------------------
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; set it straight back
+    os.umask(mask)
+    return mask
+
+
+# Read once, at import: os.umask() changes the process-wide mask for a moment.
+_UMASK = _read_umask()
+
+
 def _temporary_prefix(path: Path) -> str:
     return f".{path.name}."
 
@@ -96,16 +111,6 @@ def atomic_write(path: PathLike, write: Callable[[str], Any], *,
     return path
 
 
-def _read_umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it; set it straight back
-    os.umask(mask)
-    return mask
-
-
-# Read once, at import: os.umask() changes the process-wide mask for a moment.
-_UMASK = _read_umask()
-
-
 def _fsync_directory(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -119,7 +124,7 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def remove_stale_temporaries(path: PathLike) -> list:
+def remove_stale_temporaries(path: PathLike) -> List[Path]:
     """Delete the temporary files :func:`atomic_write` left beside ``path`` when a process was
     killed before renaming them; returns the deleted paths."""
     path = Path(path)
@@ -245,7 +250,11 @@ def _few(names: Sequence[str], limit: int = 4) -> str:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A loaded training checkpoint: the state of a run after ``epoch`` finished epochs."""
+    """A loaded training checkpoint: the state of a run after ``epoch`` finished epochs.
+
+    The optimizer state is a pickle (``Trainer.save_states``), as in MXNet's own checkpoints:
+    resume only from checkpoints you trust.
+    """
 
     path: Path
     model: str
@@ -270,8 +279,8 @@ class Checkpoint:
 
     def load_parameters(self, net: gluon.Block, *, ctx=None) -> None:
         """Load the saved parameters and array-held state into ``net`` (on ``ctx``)."""
-        _assign(net, self.parameters(), source=f"the checkpoint {self.path}", ctx=ctx,
-                what=f"model ({self.model})")
+        _assign(net, self.parameters(), source=f"the checkpoint {self.path} (of {self.model})",
+                ctx=ctx, what="network")
 
     def load_trainer_states(self, trainer: gluon.Trainer, *, net: gluon.Block) -> None:
         """Restore the optimizer's state (``Trainer.load_states``) for ``net``'s parameters, which
@@ -314,7 +323,7 @@ def save_checkpoint(path: PathLike, *, net: gluon.Block, trainer: gluon.Trainer,
         return atomic_write(path, write, before_replace=lambda tmp: _injected_fault(epoch))
 
 
-def _trainer_order(trainer: gluon.Trainer, net: gluon.Block) -> list:
+def _trainer_order(trainer: gluon.Trainer, net: gluon.Block) -> List[str]:
     """Structural names of ``trainer``'s parameters in its order (``Trainer._params``: MXNet
     keeps optimizer states by position in it)."""
     names = {id(param): name for name, param in net._collect_params_with_prefix().items()}

@@ -1,15 +1,18 @@
 """The command line: ``gluon-modern-cnn <command>`` or ``python -m gluon_modern_cnn <command>``.
 
 Each subcommand is a few lines of argument parsing over a public function of the package that a
-script or notebook can call directly. Wrong arguments give a short message and exit status 2.
+script or notebook can call directly. Wrong arguments give a one-line message and exit status 2.
+A subcommand is a function ``add_parser(subparsers)`` registered with ``@command(name)``; the
+benchmark harness brings its own (``gluon_modern_cnn.bench``).
 """
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, Dict, List, Optional, Sequence
+from pathlib import Path
+from typing import Callable, Dict, Optional, Sequence
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "command", "UsageError"]
 
 _COMMANDS: Dict[str, Callable[[argparse._SubParsersAction], None]] = {}
 
@@ -24,6 +27,53 @@ def command(name: str):
         _COMMANDS[name] = add_parser
         return add_parser
     return decorator
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _model_name(name: str) -> str:
+    """Check a model name at parse time, so that a typo fails before data or devices load."""
+    from .registry import model_info
+    model_info(name)  # ValueError listing the valid names
+    return name
+
+
+def _add_model(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="MODEL", help="registered model name (see `list`)")
+
+
+def _add_device(p: argparse.ArgumentParser, default: Optional[str] = "auto") -> None:
+    p.add_argument("--device", default=default,
+                   help="cpu, gpu0, auto (= try_gpu(), the default), or a comma-separated list "
+                        "such as gpu0,gpu1 for data-parallel training")
+
+
+def _add_trained(p: argparse.ArgumentParser) -> None:
+    """Options of the commands that use trained parameters."""
+    _add_model(p)
+    p.add_argument("--params", required=True, metavar="FILE",
+                   help="parameter file, e.g. the model.params a `train` run wrote")
+    p.add_argument("--resize", type=_positive_int, default=None, metavar="N",
+                   help="image size the parameters were trained for (default: the one in the "
+                        "settings.json beside FILE, else the book's)")
 
 
 @command("list")
@@ -55,6 +105,262 @@ def _run_list(args) -> int:
     return 0
 
 
+@command("summary")
+def _add_summary(subparsers) -> None:
+    p = subparsers.add_parser(
+        "summary", help="the book's shape trace with parameters and FLOPs per layer",
+        description="Print each top-level layer's output shape as the chapter's trace cells do "
+                    "(`name output shape: (...)`), with its trainable parameters and forward "
+                    "FLOPs per example, and the totals.")
+    _add_model(p)
+    p.add_argument("--size", type=_positive_int, default=None, metavar="N",
+                   help="input height and width (default: the model's own, e.g. 224 for AlexNet)")
+    p.set_defaults(func=_run_summary)
+
+
+def _run_summary(args) -> int:
+    import mxnet as mx
+    from .registry import get_model, model_info
+    from .summary import format_summary, model_summary
+    info = model_info(args.model)
+    size = args.size or info.input_size
+    if size < info.min_input_size:
+        raise UsageError(f"{args.model} needs inputs of at least {info.min_input_size}x"
+                         f"{info.min_input_size} pixels; --size {size} is too small")
+    with mx.name.NameManager():  # layer names numbered as in a fresh notebook, as the book shows
+        net = get_model(args.model)
+    print("\n".join(format_summary(model_summary(net, (1, info.in_channels, size, size)))))
+    return 0
+
+
+@command("train")
+def _add_train(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a model on Fashion-MNIST with the book's settings, with checkpoints",
+        description="Train MODEL on Fashion-MNIST with the hyperparameters of its book section "
+                    "(each overridable), show a progress bar per epoch, print the book's two "
+                    "result lines, and write settings.json, history.json, curve.png and "
+                    "model.params to --out, with a checkpoint (checkpoint.zip) after every "
+                    "epoch. An interrupted run continues with --resume.")
+    _add_model(p)
+    p.add_argument("--lr", type=_positive_float, default=None, help="learning rate")
+    p.add_argument("--epochs", type=_positive_int, default=None, dest="num_epochs", metavar="N",
+                   help="number of epochs")
+    p.add_argument("--batch-size", type=_positive_int, default=None, help="minibatch size")
+    p.add_argument("--resize", type=_positive_int, default=None, metavar="N",
+                   help="resize the 28x28 images to NxN")
+    p.add_argument("--hybridize", action="store_const", const=True, default=None,
+                   help="hybridize the network (for the *_hybrid models)")
+    p.add_argument("--subset", type=_positive_int, default=None, metavar="N",
+                   help="train and test on the first N images of each split (quick runs)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="random seed of the initialization, shuffling and dropout (default 0)")
+    _add_device(p, default=None)
+    p.add_argument("--data-root", default=None, metavar="DIR",
+                   help="folder with the Fashion-MNIST files (default: $FASHION_MNIST_ROOT, "
+                        "else downloaded to ~/.mxnet/datasets/fashion-mnist)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default: runs/MODEL); refused if it holds a run")
+    p.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue the run in DIR from its last checkpoint, with its settings")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out")
+    p.set_defaults(func=_run_train)
+
+
+_RUN_SETTINGS = ("lr", "num_epochs", "batch_size", "resize", "hybridize", "subset", "seed")
+
+
+def _run_train(args) -> int:
+    from .devices import parse_devices
+    from .experiment import prepare_output, resolve_settings, resume_training, train_model
+    _model_name(args.model)
+    given = {name: getattr(args, name) for name in _RUN_SETTINGS
+             if getattr(args, name) is not None}
+    devices = parse_devices(args.device) if args.device is not None else None
+    if args.resume is not None:
+        if args.overwrite:
+            raise UsageError("--resume continues a run and --overwrite replaces one; give one")
+        if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
+            raise UsageError("--resume DIR continues the run in DIR and writes there; leave out "
+                             "--out")
+        out = Path(args.resume)
+        outcome = resume_training(out, model=args.model, settings=given, device=devices,
+                                  data_root=args.data_root)
+    else:
+        settings = resolve_settings(args.model, **{"seed": 0, **given})
+        out = prepare_output(args.out or Path("runs") / args.model, overwrite=args.overwrite)
+        outcome = train_model(settings, device=devices or parse_devices("auto"),
+                              data_root=args.data_root, out=out)
+    if outcome.history.interrupted:
+        done = len(outcome.history.epochs)
+        print(f"interrupted; the checkpoint of epoch {done} is in {out}. Continue with: "
+              f"gluon-modern-cnn train {args.model} --resume {out}" if done else
+              "interrupted during the first epoch, before any checkpoint; start again with "
+              "--overwrite", file=sys.stderr)
+        return 130
+    return 0
+
+
+@command("evaluate")
+def _add_evaluate(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="test accuracy of trained parameters on Fashion-MNIST",
+        description="Load MODEL with the parameters in FILE and print its accuracy on the "
+                    "Fashion-MNIST test images.")
+    _add_trained(p)
+    p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--subset", type=_positive_int, default=None, metavar="N",
+                   help="evaluate on the first N test images only")
+    _add_device(p)
+    p.add_argument("--data-root", default=None, metavar="DIR",
+                   help="folder with the Fashion-MNIST files")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args) -> int:
+    from .devices import parse_devices
+    from .experiment import evaluate_model
+    devices = parse_devices(args.device)
+    accuracy, count = evaluate_model(_model_name(args.model), args.params,
+                                     data_root=args.data_root, batch_size=args.batch_size,
+                                     resize=args.resize, device=devices[0], subset=args.subset)
+    print(f"test acc {accuracy:.3f} on {count} Fashion-MNIST test images")
+    return 0
+
+
+@command("predict")
+def _add_predict(subparsers) -> None:
+    p = subparsers.add_parser(
+        "predict", help="classify images with trained parameters",
+        description="Classify each IMAGE (PNG, JPEG, ... or a .npy array) with MODEL and the "
+                    "parameters in FILE: the image is made grayscale and resized as in "
+                    "training. Prints the most likely Fashion-MNIST classes with their "
+                    "probabilities. Fashion-MNIST shows light objects on a black background.")
+    _add_trained(p)
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top", type=_positive_int, default=3, help="classes shown per image")
+    _add_device(p)
+    p.set_defaults(func=_run_predict)
+
+
+def _run_predict(args) -> int:
+    from .devices import parse_devices
+    from .experiment import predict_images
+    for prediction in predict_images(_model_name(args.model), args.params, args.images,
+                                     resize=args.resize, device=parse_devices(args.device)[0],
+                                     top=args.top):
+        classes = ", ".join(f"{label} {probability:.1%}"
+                            for label, probability in prediction.classes)
+        print(f"{prediction.source}: {classes}")
+    return 0
+
+
+@command("export")
+def _add_export(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export", help="export trained parameters as an MXNet graph or an ONNX model",
+        description="Export MODEL with the parameters in FILE for deployment: --format mxnet "
+                    "writes PREFIX-symbol.json and PREFIX-0000.params (load with "
+                    "gluon.SymbolBlock.imports), --format onnx writes PREFIX.onnx (needs the "
+                    "onnx extra). A book nn.Block model is exported as its hybridizable twin, "
+                    "which has the same parameters.")
+    _add_trained(p)
+    p.add_argument("--format", choices=("mxnet", "onnx"), required=True)
+    p.add_argument("--out", required=True, metavar="PREFIX", help="output path prefix")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 13)")
+    p.add_argument("--dynamic-batch", action="store_true",
+                   help="ONNX: leave the batch dimension open")
+    p.add_argument("--overwrite", action="store_true", help="replace existing files")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args) -> int:
+    import mxnet as mx
+    from . import export
+    from .experiment import load_trained
+    from .registry import model_info
+    name = _model_name(args.model)
+    if args.format == "mxnet" and (args.opset is not None or args.dynamic_batch):
+        raise UsageError("--opset and --dynamic-batch apply to --format onnx only")
+    net, resize = load_trained(name, args.params, resize=args.resize, device=mx.cpu(),
+                               hybrid=True)
+    info = model_info(name)
+    if not info.hybrid:
+        print(f"{name} is the book's nn.Block version; exporting its hybridizable twin "
+              f"{info.twin} (same parameters)", file=sys.stderr)
+    size = resize or 28  # Fashion-MNIST's own size when the model trains without a resize
+    shape = (1, info.in_channels, size, size)
+    try:
+        if args.format == "mxnet":
+            files = export.export_mxnet(net, args.out, input_shape=shape,
+                                        overwrite=args.overwrite)
+        else:
+            target = args.out if args.out.endswith(".onnx") else f"{args.out}.onnx"
+            options = {} if args.opset is None else {"opset": args.opset}
+            files = [export.export_onnx(net, target, input_shape=shape, overwrite=args.overwrite,
+                                        dynamic_batch=args.dynamic_batch, **options)]
+    except FileExistsError as err:
+        raise UsageError(f"{err} (on the command line: --overwrite)") from None
+    except (ImportError, NotImplementedError) as err:
+        raise UsageError(str(err)) from None
+    for path in files:
+        print(f"wrote {path}")
+    return 0
+
+
+@command("devices")
+def _add_devices(subparsers) -> None:
+    p = subparsers.add_parser(
+        "devices", help="GPUs, driver and MXNet build: what training can use",
+        description="Report the GPUs, the driver, the installed MXNet wheel's CUDA support and "
+                    "which device `--device auto` (try_gpu) picks.")
+    p.set_defaults(func=_run_devices)
+
+
+def _run_devices(args) -> int:
+    from .devices import describe_devices
+    print(describe_devices())
+    return 0
+
+
+@command("bench")
+def _add_bench(subparsers) -> None:
+    # The harness brings its own subcommand (add_bench_parser / run_bench).
+    try:
+        module = _bench_module()
+        module.add_bench_parser(subparsers)
+    except Exception as err:  # noqa: BLE001  a broken harness must not break the other commands
+        missing = isinstance(err, ModuleNotFoundError) and err.name == f"{__package__}.bench"
+        problem = ("is not part of this installation" if missing
+                   else f"failed to load ({type(err).__name__}: {err})")
+        subparsers._name_parser_map.pop("bench", None)  # a half-registered parser
+        p = subparsers.add_parser("bench", help="benchmarks (unavailable)",
+                                  description=f"The benchmark harness {problem}.")
+        p.set_defaults(func=_unavailable(f"the benchmark harness (gluon_modern_cnn.bench) "
+                                         f"{problem}"))
+        return
+    parser = subparsers.choices["bench"]
+    if parser.get_default("func") is None:
+        parser.set_defaults(func=module.run_bench)
+
+
+def _bench_module():
+    """The module of the harness that offers ``add_bench_parser`` and ``run_bench``."""
+    import importlib
+    for name in (".bench", ".bench.command"):
+        module = importlib.import_module(name, __package__)
+        if hasattr(module, "add_bench_parser"):
+            return module
+    raise ImportError("gluon_modern_cnn.bench offers no add_bench_parser()")
+
+
+def _unavailable(message: str) -> Callable[[argparse.Namespace], int]:
+    def run(args) -> int:
+        raise UsageError(message)
+    return run
+
+
 @command("crosscheck")
 def _add_crosscheck(subparsers) -> None:
     p = subparsers.add_parser(
@@ -74,6 +380,40 @@ def _run_crosscheck(args) -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
+@command("reproduce")
+def _add_reproduce(subparsers) -> None:
+    p = subparsers.add_parser(
+        "reproduce", help="train a section's models with the book's settings, compare results",
+        description="Train every model a section of the book trains, with the book's learning "
+                    "rate, epochs, batch size and resize, and write results.json / results.md "
+                    "with the package's final loss and accuracies beside the book's.")
+    p.add_argument("section", help="book section, e.g. 7.5")
+    p.add_argument("--model", action="append", dest="models", metavar="NAME",
+                   help="only this model of the section (repeatable)")
+    p.add_argument("--out", default=None, help="output folder (default: reproduction/SECTION)")
+    _add_device(p)
+    p.add_argument("--data-root", default=None, help="folder with the Fashion-MNIST files")
+    p.add_argument("--epochs", type=_positive_int, default=None,
+                   help="override the book's epochs")
+    p.add_argument("--hybridize", action="store_true",
+                   help="train the hybridizable twins, hybridized (same architecture, faster)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of an earlier reproduction in --out")
+    p.set_defaults(func=_run_reproduce)
+
+
+def _run_reproduce(args) -> int:
+    from .devices import parse_devices
+    from .reproduce import reproduce
+    out = args.out or f"reproduction/{args.section}"
+    results = reproduce(args.section, models=args.models, device=parse_devices(args.device),
+                        data_root=args.data_root, out=out, num_epochs=args.epochs,
+                        hybridize=args.hybridize, seed=args.seed, overwrite=args.overwrite)
+    print(f"results written to {out}/results.md")
+    return 130 if any(r["interrupted"] for r in results) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gluon-modern-cnn",
@@ -85,14 +425,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(err: BaseException) -> str:
+    """An error message on one line (some messages list files or mirrors on several)."""
+    return " ".join(str(err).split())
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, ValueError, FileNotFoundError) as err:
-        print(f"{parser.prog} {args.command}: error: {err}", file=sys.stderr)
+    except (UsageError, ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"{parser.prog} {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{parser.prog} {args.command}: interrupted", file=sys.stderr)

@@ -11,10 +11,12 @@ Resuming is exact on the CPU: ``fit(seed=...)`` reseeds MXNet's and NumPy's gene
 loader's shuffling from ``(seed, epoch)`` at every epoch, so a resumed run draws the same batches
 and dropout masks as an uninterrupted one, and the checkpoint holds everything else (parameters,
 batch-norm statistics, optimizer state, history): with the same seed, settings, devices, MXNet
-build and thread count, the resumed run ends with bit-identical parameters. On GPUs the batches
-and random draws are the same too, but cuDNN may pick nondeterministic algorithms (atomic
-additions in convolution backward passes, autotuned per process), so the parameters agree only to
-floating-point noise unless ``MXNET_CUDNN_AUTOTUNE_DEFAULT=0`` and ``MXNET_ENFORCE_DETERMINISM=1``.
+build and thread count (parallel reductions may depend on it), the resumed run ends with
+bit-identical parameters. On a GPU the batches are the same and ``mx.random.seed`` reseeds the GPU
+generators too (not verified here: no GPU), but cuDNN may pick nondeterministic algorithms
+(atomic additions in convolution backward passes, autotuned per process), so the parameters agree
+only to floating-point noise unless ``MXNET_CUDNN_AUTOTUNE_DEFAULT=0`` and
+``MXNET_ENFORCE_DETERMINISM=1`` are set; even uninterrupted GPU runs differ that much.
 """
 from __future__ import annotations
 
@@ -302,7 +304,10 @@ def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.
     animator = book_animator(settings.num_epochs, path=files.get("curve"))
     if resume_from is not None and resume_from.extra.get("curve"):
         _replay_curve(animator, resume_from.extra["curve"])
-    extra_callbacks = [ProgressBar()] if progress else []
+    extra_callbacks = []
+    if progress:
+        print(_describe_run(settings, devices, out, resume_from), file=sys.stderr)
+        extra_callbacks.append(ProgressBar())
     if out is not None:
         extra_callbacks.append(Checkpointer(files["checkpoint"], settings,
                                             resume_from=resume_from, animator=animator,
@@ -321,7 +326,20 @@ def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.
     return TrainOutcome(net, history, settings, devices, out, files)
 
 
-def resume_training(out: Union[str, Path], *, model: str, settings: Mapping[str, Any] = None,
+def _describe_run(settings: RunSettings, devices, out: Optional[Path],
+                  resume_from: Optional[Checkpoint]) -> str:
+    """The line a run starts with on stderr: what trains, how, where, and where it writes."""
+    what = (f"resuming {settings.model} after epoch {resume_from.epoch} of "
+            f"{settings.num_epochs}" if resume_from is not None else
+            f"training {settings.model}: {settings.num_epochs} epochs")
+    subset = f", first {settings.subset} images" if settings.subset else ""
+    return (f"{what}, lr {settings.lr}, batch {settings.batch_size}, resize "
+            f"{settings.resize or '-'}, seed {settings.seed}{subset}, on "
+            f"{', '.join(map(str, devices))}" + (f"; outputs in {out}" if out else ""))
+
+
+def resume_training(out: Union[str, Path], *, model: str,
+                    settings: Optional[Mapping[str, Any]] = None,
                     device: Union[mx.Context, Sequence[mx.Context], None] = None, data_root=None,
                     callbacks: Iterable[Callback] = (), quiet: bool = False,
                     progress: bool = True) -> TrainOutcome:

@@ -251,6 +251,8 @@ def _forward_probe(info: ModelInfo) -> Callable[[int], bool]:
             try:
                 out = net(mx.np.zeros((1, info.in_channels, size, size)))
                 return all(dim > 0 for dim in out.shape)
-            except mx.base.MXNetError:
+            # A window that does not fit raises MXNetError, or ValueError when it happens while
+            # deferred initialization infers a later layer's shape.
+            except (mx.base.MXNetError, ValueError):
                 return False
     return accepts

@@ -17,7 +17,7 @@ import mxnet as mx
 
 from . import book
 from .checkpoint import atomic_write
-from .experiment import resolve_settings, train_model
+from .experiment import prepare_output, resolve_settings, train_model
 from .machine import machine_info, machine_summary
 from .registry import model_info
 
@@ -44,12 +44,14 @@ def compare_with_book(run: book.TrainingRun, history) -> Dict[str, Any]:
 def reproduce(section_key: str, *, models: Optional[Sequence[str]] = None,
               device: Union[mx.Context, Sequence[mx.Context], None] = None, data_root=None,
               out: Union[str, Path] = "reproduction", num_epochs: Optional[int] = None,
-              hybridize: bool = False, seed: Optional[int] = 0) -> List[Dict[str, Any]]:
+              hybridize: bool = False, seed: Optional[int] = 0,
+              overwrite: bool = False) -> List[Dict[str, Any]]:
     """Train the section's models with the book's settings and write the comparison to ``out``.
 
     ``models`` selects among the section's trained models (default: all); ``hybridize`` trains
     their hybridizable twins instead (same architecture, faster); ``num_epochs`` shortens a run
-    for a quick check (the comparison is then at the last epoch trained).
+    for a quick check (the comparison is then at the last epoch trained). Results of an earlier
+    reproduction in ``out`` are kept unless ``overwrite``.
     """
     sec = book.section(section_key)
     runs = [r for r in sec.trainings if models is None or r.model in models]
@@ -57,10 +59,15 @@ def reproduce(section_key: str, *, models: Optional[Sequence[str]] = None,
         trained = ", ".join(r.model for r in sec.trainings) or "none"
         raise ValueError(f"section {section_key} trains {trained}; nothing matches {models}")
     out = Path(out)
+    names = [model_info(r.model).twin if hybridize else r.model for r in runs]
+    if (out / "results.json").exists() and not overwrite:
+        raise FileExistsError(f"{out} already holds reproduction results; choose another --out "
+                              f"folder or pass --overwrite to replace them")
+    for name in names:  # check every model's folder before the first one starts training
+        prepare_output(out / name, overwrite=overwrite)
     machine = machine_info()
     results = []
-    for run in runs:
-        name = model_info(run.model).twin if hybridize else run.model
+    for run, name in zip(runs, names):
         settings = resolve_settings(name, num_epochs=num_epochs, hybridize=hybridize, seed=seed)
         print(f"== section {section_key}: {name}, lr {settings.lr}, {settings.num_epochs} epochs, "
               f"batch {settings.batch_size}, resize {settings.resize}", flush=True)

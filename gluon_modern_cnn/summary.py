@@ -1,11 +1,22 @@
-"""Shape traces as the chapter prints them: each top-level layer's name and output shape."""
+"""Shape traces as the chapter prints them, and model summaries built on them.
+
+The chapter checks each architecture by feeding one example through the top-level layers and
+printing ``layer.name, 'output shape:', X.shape``. :func:`model_summary` adds what the exercises
+ask about, each layer's parameters and floating-point operations (counted by :mod:`.flops`).
+"""
 from __future__ import annotations
 
-from typing import List, Tuple
+from dataclasses import dataclass
+from typing import List, Sequence, Tuple
 
-from mxnet import np
+from mxnet import autograd, np
+from mxnet.gluon import nn
 
-__all__ = ["layer_shapes", "trace_lines", "format_trace_line"]
+from . import book
+from .flops import layer_costs
+
+__all__ = ["layer_shapes", "trace_lines", "format_trace_line", "LayerSummary", "ModelSummary",
+           "model_summary", "format_summary"]
 
 
 def format_trace_line(name: str, shape: Tuple[int, ...]) -> str:
@@ -29,3 +40,78 @@ def trace_lines(net, input_shape: Tuple[int, ...]) -> List[str]:
     X = np.random.uniform(size=input_shape)
     net.initialize()
     return [format_trace_line(name, shape) for name, shape in layer_shapes(net, X)]
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """A top-level layer: its trace line's name and shape, trainable parameters, forward FLOPs."""
+
+    name: str
+    output_shape: Tuple[int, ...]
+    parameters: int
+    flops: int
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """The layers of a network for one input shape, and their totals."""
+
+    input_shape: Tuple[int, ...]
+    layers: List[LayerSummary]
+
+    @property
+    def parameters(self) -> int:
+        return sum(layer.parameters for layer in self.layers)
+
+    @property
+    def flops(self) -> int:
+        return sum(layer.flops for layer in self.layers)
+
+
+def model_summary(net, input_shape: Sequence[int]) -> ModelSummary:
+    """The chapter's shape trace of ``net`` for ``input_shape`` with each top-level layer's
+    trainable parameters and forward FLOPs per example (``flops.layer_costs``, summed over the
+    layer's leaves). Work a block does itself outside its layers (ResNet's residual additions)
+    is one extra row. ``net`` is initialized if it is not."""
+    costs = layer_costs(net, input_shape)  # initializes the net and completes deferred shapes
+    if not isinstance(net, (nn.Sequential, nn.HybridSequential)):  # no top-level layers to trace
+        return ModelSummary(tuple(input_shape), [
+            LayerSummary(c.name, c.output_shape, c.parameters, c.flops) for c in costs])
+    with autograd.predict_mode():
+        shapes = layer_shapes(net, np.zeros((1,) + tuple(input_shape[1:])))
+    keys = list(net._children)
+    layers = []
+    for key, (name, shape) in zip(keys, shapes):
+        own = [c for c in costs if c.name == key or c.name.startswith(f"{key}.")]
+        layers.append(LayerSummary(name, shape, sum(c.parameters for c in own),
+                                   sum(c.flops for c in own)))
+    counted = {id(c) for c in costs if c.name.split(".")[0] in keys}
+    layers += [LayerSummary(c.name, (), c.parameters, c.flops) for c in costs
+               if id(c) not in counted]
+    return ModelSummary(tuple(input_shape), layers)
+
+
+def format_summary(summary: ModelSummary) -> List[str]:
+    """The trace lines as the book prints them (whitespace normalized) with the parameters and
+    FLOPs of each layer beside them, then the totals."""
+    rows = [(book.normalize_whitespace(format_trace_line(layer.name, layer.output_shape))
+             if layer.output_shape else layer.name, f"{layer.parameters:,}", f"{layer.flops:,}")
+            for layer in summary.layers]
+    rows.append(("total", f"{summary.parameters:,}", f"{summary.flops:,}"))
+    header = ("layer output shape", "parameters", "FLOPs")
+    widths = [max(len(row[i]) for row in rows + [header]) for i in range(3)]
+
+    def line(row) -> str:
+        return f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}"
+    rule = "-" * len(line(header))
+    return [line(header), rule, *map(line, rows[:-1]), rule, line(rows[-1]),
+            f"input {summary.input_shape}: {summary.parameters:,} trainable parameters, "
+            f"{_metric(summary.flops, 'FLOPs')} per example for one forward pass"]
+
+
+def _metric(value: int, unit: str) -> str:
+    """``value`` with a metric prefix and three significant digits: ``1.88 GFLOPs``."""
+    for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value} {unit}"
