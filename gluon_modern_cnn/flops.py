@@ -1,44 +1,43 @@
-"""Floating-point operations and parameters per layer, counted from the layers themselves.
+"""Shapes, parameters and floating-point operations per layer, counted from the layers themselves.
 
 Conventions (those of the chapter's exercises on computational cost and of most model zoos):
 
 * a multiply-add is 2 FLOPs: a convolution costs ``2 * (C_in / groups) * k_h * k_w`` per output
   element (plus 1 for the bias), a dense layer ``2 * in_units`` per output (plus 1 for the bias);
+  a fused activation 1 per output element;
 * batch normalization costs 4 per element in prediction mode (subtract, divide, scale, shift),
   pooling ``k_h * k_w`` per output element (global pooling: its input size), activations 1 per
-  element, dropout and flatten nothing;
-* the additions and concatenations a custom block does in its ``forward`` (residual shortcuts) are
-  counted as 1 per output element of that block beyond its layers' costs only where known (the
-  residual add); concatenation moves memory and costs 0;
+  element, dropout, flatten and concatenation nothing (concatenation only moves memory);
+* what a residual block computes in its own forward rather than in a layer costs 1 per output
+  element and operation (the shortcut addition, the ReLUs the book's block applies itself);
 * a training step costs three forward passes (the backward pass is about twice the forward).
 
-Counts are exact for a given input shape: a forward pass on one example records each leaf layer's
-input and output shapes with forward hooks.
+The shapes come from one pass over the network with forward hooks on every block: symbolic for a
+``HybridBlock`` (MXNet's shape inference; no parameter is allocated, so VGG-19's 144 million
+values cost nothing), on one example of zeros in prediction mode for the book's ``nn.Block``
+models.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Sequence, Tuple
 
 import mxnet as mx
-from mxnet import autograd, gluon, np
+from mxnet import gluon
 from mxnet.gluon import nn
 
-__all__ = ["LayerCost", "layer_costs", "count_flops", "count_parameters", "TRAINING_FACTOR"]
+from ._compat import mxnet_error_summary
+
+__all__ = ["Shape", "ShapeTrace", "infer_shapes", "all_blocks", "LayerCost", "leaf_layers", "layer_flops",
+           "layer_parameters", "block_extra_flops", "layer_costs", "count_flops",
+           "count_parameters", "TRAINING_FACTOR"]
 
 #: FLOPs of a training step relative to a forward pass (forward + backward of about twice its cost).
 TRAINING_FACTOR = 3
 
-
-@dataclass(frozen=True)
-class LayerCost:
-    """One leaf layer: its structural name, type, output shape, parameters and forward FLOPs."""
-
-    name: str
-    kind: str
-    output_shape: Tuple[int, ...]
-    parameters: int
-    flops: int
+Shape = Tuple[int, ...]
 
 
 def _numel(shape: Sequence[int]) -> int:
@@ -52,113 +51,202 @@ def _per_example(shape: Sequence[int]) -> int:
     return _numel(shape[1:])
 
 
-def _activation_flops(layer, out_shape) -> int:
-    act = getattr(layer, "act", None)
-    return _per_example(out_shape) if act is not None else 0
+def all_blocks(block: gluon.Block) -> Iterator[gluon.Block]:
+    """``block`` and all its descendants, depth first in registration order."""
+    yield block
+    for child in block._children.values():
+        yield from all_blocks(child)
 
 
-def _flops_of(layer: gluon.Block, in_shape, out_shape) -> int:
-    """Forward FLOPs per example of a leaf layer."""
-    out = _per_example(out_shape)
-    if isinstance(layer, (nn.Conv2D, nn.Conv1D, nn.Conv3D)):
-        weight = layer.weight.shape  # (C_out, C_in / groups, k...)
-        per_output = 2 * _numel(weight[1:]) + (1 if layer.bias is not None else 0)
-        return out * per_output + _activation_flops(layer, out_shape)
-    if isinstance(layer, nn.Dense):
-        in_units = layer.weight.shape[1]
-        return out * (2 * in_units + (1 if layer.bias is not None else 0)) \
-            + _activation_flops(layer, out_shape)
-    if isinstance(layer, (nn.BatchNorm,)) or type(layer).__name__ in (
-            "BatchNorm", "HybridBatchNorm"):
-        return 4 * out
-    if isinstance(layer, (nn.GlobalAvgPool2D, nn.GlobalMaxPool2D)):
-        return _per_example(in_shape)
-    if isinstance(layer, (nn.MaxPool2D, nn.AvgPool2D)):
-        return out * _numel(layer._kwargs["kernel"])
-    if isinstance(layer, (nn.Activation,)):
-        return out
-    return 0
+# ---------------------------------------------------------------------------------------------
+# Shapes
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ShapeTrace:
+    """Input and output shapes of the blocks a network ran for one input shape, by ``id(block)``,
+    in the order the blocks were first called."""
+
+    shapes: Dict[int, Tuple[Shape, Shape]]
+
+    def input_shape(self, block: gluon.Block) -> Shape:
+        return self.shapes[id(block)][0]
+
+    def output_shape(self, block: gluon.Block) -> Shape:
+        return self.shapes[id(block)][1]
+
+    def ran(self, block: gluon.Block) -> bool:
+        return id(block) in self.shapes
+
+
+def infer_shapes(net: gluon.Block, input_shape: Sequence[int]) -> ShapeTrace:
+    """Every block's input and output shape for an input of ``input_shape``; deferred parameter
+    shapes are filled in on the way.
+
+    A ``HybridBlock`` runs symbolically and allocates nothing; numpy semantics may be on (the
+    package's models) or off (legacy models such as gluoncv's, inside ``legacy_mode()``). Any
+    other block (the book's ``nn.Block`` models) runs once on zeros in prediction mode,
+    initialized if it is not. Raises ``ValueError`` when the input does not fit the network.
+    """
+    shape = tuple(int(d) for d in input_shape)
+    symbolic = isinstance(net, gluon.HybridBlock)
+    np_mode = mx.util.is_np_array()
+    records: List[Tuple[gluon.Block, object, object]] = []
+
+    def hook(block, inputs, output):
+        # In an imperative pass, deferred initialization first traces layers symbolically: keep
+        # only the real calls.
+        if symbolic or isinstance(output, (mx.np.ndarray, mx.nd.NDArray)):
+            records.append((block, inputs[0], output))
+
+    handles = [b.register_forward_hook(hook) for b in all_blocks(net)]
+    try:
+        if symbolic:
+            data = mx.sym.var("data")
+            net(data.as_np_ndarray() if np_mode else data)
+        else:
+            _forward_zeros(net, shape)
+    except mx.base.MXNetError as err:
+        raise ValueError(f"an input of shape {shape} does not fit {type(net).__name__}: "
+                         f"{mxnet_error_summary(err)}") from None
+    finally:
+        for handle in handles:
+            handle.detach()
+    if not symbolic:
+        return _trace(records, [(tuple(x.shape), tuple(y.shape)) for _, x, y in records])
+    symbols = [s.as_nd_ndarray() if np_mode else s for _, x, y in records for s in (x, y)]
+    group = mx.sym.Group(symbols)
+    try:
+        # infer_shape prints its arguments to stdout when it fails; keep that quiet.
+        with contextlib.redirect_stdout(io.StringIO()):
+            arg_shapes, out_shapes, aux_shapes = group.infer_shape(data=shape)
+    except mx.base.MXNetError as err:
+        raise ValueError(f"an input of shape {shape} does not fit {type(net).__name__}: "
+                         f"{mxnet_error_summary(err)}") from None
+    if any(d <= 0 for out in out_shapes for d in out):
+        raise ValueError(f"an input of shape {shape} is too small for {type(net).__name__}: a "
+                         f"layer's output would be empty")
+    known = dict(zip(group.list_arguments(), arg_shapes))
+    known.update(zip(group.list_auxiliary_states(), aux_shapes))
+    for p in net.collect_params().values():
+        if p.name in known:
+            p.shape = tuple(known[p.name])
+    return _trace(records, [(tuple(out_shapes[2 * i]), tuple(out_shapes[2 * i + 1]))
+                            for i in range(len(records))])
+
+
+def _trace(records, shapes) -> ShapeTrace:
+    first_calls: Dict[int, Tuple[Shape, Shape]] = {}  # dicts keep insertion (call) order
+    for (block, _, _), pair in zip(records, shapes):
+        first_calls.setdefault(id(block), pair)
+    return ShapeTrace(first_calls)
+
+
+def _forward_zeros(net: gluon.Block, shape: Shape) -> None:
+    if any(p._data is None and not p._deferred_init for p in net.collect_params().values()):
+        net.initialize()
+    zeros = mx.np.zeros(shape) if mx.util.is_np_array() else mx.nd.zeros(shape)
+    with mx.autograd.predict_mode():
+        net(zeros)
+
+
+# ---------------------------------------------------------------------------------------------
+# Costs
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LayerCost:
+    """One leaf layer: its structural name, type, output shape, parameters and forward FLOPs."""
+
+    name: str
+    kind: str
+    output_shape: Shape
+    parameters: int
+    flops: int
 
 
 #: Layers counted as one unit (a convolution's or dense layer's fused activation is a child block).
 _UNIT_LAYERS = (nn.Conv1D, nn.Conv2D, nn.Conv3D, nn.Dense)
 
 
-def _leaves(block: gluon.Block, prefix: str = ""):
+def leaf_layers(block: gluon.Block, prefix: str = "") -> Iterator[Tuple[str, gluon.Block]]:
+    """The layers whose costs are counted, with their structural names (``1.0.conv1``)."""
     children = list(block._children.items())
     if not children or isinstance(block, _UNIT_LAYERS):
         yield prefix.rstrip("."), block
         return
     for name, child in children:
-        yield from _leaves(child, f"{prefix}{name}.")
+        yield from leaf_layers(child, f"{prefix}{name}.")
 
 
-def _extra_flops(block: gluon.Block, out_shape) -> int:
-    """Arithmetic a custom block does itself: the residual addition (and its ReLU)."""
-    if type(block).__name__ in ("Residual", "HybridResidual"):
-        return 2 * _per_example(out_shape)
+def _is_batch_norm(layer: gluon.Block) -> bool:
+    from .models.batchnorm import BatchNorm
+    return isinstance(layer, (nn.BatchNorm, BatchNorm)) or hasattr(layer, "moving_mean")
+
+
+def layer_flops(layer: gluon.Block, in_shape: Shape, out_shape: Shape) -> int:
+    """Forward FLOPs per example of a leaf layer (see the module docstring's conventions)."""
+    out = _per_example(out_shape)
+    activation = out if getattr(layer, "act", None) is not None else 0
+    if isinstance(layer, (nn.Conv1D, nn.Conv2D, nn.Conv3D)):
+        per_output = 2 * _numel(layer.weight.shape[1:]) + (1 if layer.bias is not None else 0)
+        return out * per_output + activation
+    if isinstance(layer, nn.Dense):
+        in_units = layer.weight.shape[1]
+        return out * (2 * in_units + (1 if layer.bias is not None else 0)) + activation
+    if _is_batch_norm(layer):
+        return 4 * out
+    if isinstance(layer, (nn.GlobalAvgPool2D, nn.GlobalMaxPool2D)):
+        return _per_example(in_shape)
+    if isinstance(layer, (nn.MaxPool2D, nn.AvgPool2D)):
+        return out * _numel(layer._kwargs["kernel"])
+    if isinstance(layer, nn.Activation):
+        return out
     return 0
 
 
-def layer_costs(net: gluon.Block, input_shape: Sequence[int]) -> List[LayerCost]:
-    """Every leaf layer's output shape, parameter count and forward FLOPs per example, in the
-    order they run, for an input of ``input_shape`` (the batch dimension is ignored).
-
-    ``net`` must be initialized or initializable (it is initialized with defaults if not); the
-    forward pass runs in prediction mode on one example of zeros.
-    """
-    shape = (1,) + tuple(input_shape[1:])
-    leaves = {id(layer): name for name, layer in _leaves(net)}
-    custom = [b for b in _all_blocks(net) if type(b).__name__ in ("Residual", "HybridResidual")]
-    records: List[Tuple[str, gluon.Block, tuple, tuple]] = []
-    handles = []
-
-    def hook(layer, inputs, output):
-        # Deferred initialization traces some layers symbolically first; count real passes only.
-        if id(layer) in leaves and isinstance(output, mx.np.ndarray):
-            records.append((leaves[id(layer)], layer, tuple(inputs[0].shape),
-                            tuple(output.shape)))
-    extra = []
-
-    def extra_hook(block, inputs, output):
-        if isinstance(output, mx.np.ndarray):
-            extra.append(_extra_flops(block, tuple(output.shape)))
-
-    for layer in _all_blocks(net):
-        if id(layer) in leaves:
-            handles.append(layer.register_forward_hook(hook))
-    for block in custom:
-        handles.append(block.register_forward_hook(extra_hook))
-    try:
-        if any(p._data is None and not p._deferred_init for p in net.collect_params().values()):
-            net.initialize()
-        with autograd.predict_mode():
-            net(np.zeros(shape))
-    finally:
-        for h in handles:
-            h.detach()
-    costs = [LayerCost(name, type(layer).__name__, out_shape, _own_parameters(layer),
-                       _flops_of(layer, in_shape, out_shape))
-             for name, layer, in_shape, out_shape in records]
-    if extra:
-        costs.append(LayerCost("(residual additions)", "add", (), 0, sum(extra)))
-    return costs
+def block_extra_flops(block: gluon.Block, out_shape: Shape) -> int:
+    """Arithmetic a custom block does in its own forward rather than in a layer, per example:
+    the book's residual block applies ReLU after ``bn1``, adds the shortcut and applies ReLU
+    again (3 per output element); the paper's v1 block adds and applies ReLU (2); the
+    pre-activation block only adds (1)."""
+    from .models.resnet import Residual, ResidualV1, ResidualV2
+    operations = (3 if isinstance(block, Residual) else 2 if isinstance(block, ResidualV1)
+                  else 1 if isinstance(block, ResidualV2) else 0)
+    return operations * _per_example(out_shape)
 
 
-def _all_blocks(block: gluon.Block):
-    yield block
-    for child in block._children.values():
-        yield from _all_blocks(child)
-
-
-def _own_parameters(layer: gluon.Block) -> int:
+def layer_parameters(layer: gluon.Block) -> int:
+    """Trainable parameter values a layer owns (not its children's)."""
     return sum(_numel(p.shape) for p in layer._reg_params.values() if p.grad_req != "null")
+
+
+def layer_costs(net: gluon.Block, input_shape: Sequence[int], *,
+                trace: ShapeTrace = None) -> List[LayerCost]:
+    """Every leaf layer's output shape, parameter count and forward FLOPs per example, in the
+    order they run, for an input of ``input_shape`` (the batch dimension is ignored); the
+    residual additions, if any, as a last entry. ``trace`` reuses an :func:`infer_shapes` result.
+    """
+    shape = (1,) + tuple(int(d) for d in input_shape[1:])
+    trace = trace or infer_shapes(net, shape)
+    run_order = {block_id: i for i, block_id in enumerate(trace.shapes)}
+    leaves = sorted(((name, layer) for name, layer in leaf_layers(net) if trace.ran(layer)),
+                    key=lambda leaf: run_order[id(leaf[1])])
+    costs = [LayerCost(name, type(layer).__name__, trace.output_shape(layer),
+                       layer_parameters(layer),
+                       layer_flops(layer, trace.input_shape(layer), trace.output_shape(layer)))
+             for name, layer in leaves]
+    extra = sum(block_extra_flops(block, trace.output_shape(block))
+                for block in all_blocks(net) if trace.ran(block))
+    if extra:
+        costs.append(LayerCost("(residual additions)", "add", (), 0, extra))
+    return costs
 
 
 def count_parameters(net: gluon.Block, *, trainable_only: bool = True) -> int:
     """Number of parameter values; by default only trainable ones (``grad_req != 'null'``), which
-    leaves out batch-norm running statistics. The network's shapes must be known (initialized and
-    run once)."""
+    leaves out batch-norm running statistics. The network's shapes must be known (run it, or
+    :func:`infer_shapes`, once first)."""
     total = 0
     for p in net.collect_params().values():
         if trainable_only and p.grad_req == "null":

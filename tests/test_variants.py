@@ -15,7 +15,8 @@ from mxnet.gluon import nn
 
 import gluon_modern_cnn as gmc
 from gluon_modern_cnn import flops, registry
-from gluon_modern_cnn.model_docs import infer_shapes, summarize_model
+from gluon_modern_cnn.flops import infer_shapes
+from gluon_modern_cnn.model_docs import summarize_model
 from gluon_modern_cnn.models import (GLUONCV_DIFFERENCES, densenet_bc, densenet_bc_cifar,
                                      densenet_bc_cifar_spec, densenet_variant, gluoncv_options,
                                      googlenet, resnet_variant, vgg_variant)
