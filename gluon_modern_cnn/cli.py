@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence
 
+from . import distributed
+
 __all__ = ["main", "build_parser", "command", "UsageError"]
 
 _COMMANDS: Dict[str, Callable[[argparse._SubParsersAction], None]] = {}
@@ -141,7 +143,10 @@ def _add_train(subparsers) -> None:
                     "(each overridable), show a progress bar per epoch, print the book's two "
                     "result lines, and write settings.json, history.json, curve.png and "
                     "model.params to --out, with a checkpoint (checkpoint.zip) after every "
-                    "epoch. An interrupted run continues with --resume.")
+                    "epoch. An interrupted run continues with --resume. With --kvstore dist_sync "
+                    "it runs as one worker of a cluster started by `gluon-modern-cnn launch`: "
+                    "--batch-size is per worker, each worker trains on its shard of the images "
+                    "and rank 0 alone writes the outputs (see docs/distributed.md).")
     _add_model(p)
     p.add_argument("--lr", type=_positive_float, default=None, help="learning rate")
     p.add_argument("--epochs", type=_positive_int, default=None, dest="num_epochs", metavar="N",
@@ -165,6 +170,10 @@ def _add_train(subparsers) -> None:
                    help="continue the run in DIR from its last checkpoint, with its settings")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out")
+    p.add_argument("--kvstore", default=None, choices=distributed.KVSTORE_TYPES,
+                   help="how gradients are combined: device (the default) or local on this "
+                        "machine; dist_sync, dist_sync_device or dist_async on a cluster started "
+                        "by `gluon-modern-cnn launch`")
     p.set_defaults(func=_run_train)
 
 
@@ -178,7 +187,14 @@ def _run_train(args) -> int:
     given = {name: getattr(args, name) for name in _RUN_SETTINGS
              if getattr(args, name) is not None}
     devices = parse_devices(args.device) if args.device is not None else None
+    kvstore = args.kvstore or "device"
+    on_cluster = kvstore.startswith("dist")
     if args.resume is not None:
+        if on_cluster:
+            raise UsageError(f"--resume cannot be combined with --kvstore {kvstore}: a cluster "
+                             f"run keeps no checkpoint (MXNet cannot save the optimizer state "
+                             f"its servers hold). Start a new run; rank 0's weights of the last "
+                             f"finished epoch are in {Path(args.resume) / 'model.params'}")
         if args.overwrite:
             raise UsageError("--resume continues a run and --overwrite replaces one; give one")
         if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
@@ -189,17 +205,42 @@ def _run_train(args) -> int:
                                   data_root=args.data_root)
     else:
         settings = resolve_settings(args.model, **{"seed": 0, **given})
-        out = prepare_output(args.out or Path("runs") / args.model, overwrite=args.overwrite)
+        if on_cluster:
+            # Every worker has checked the arguments by now; connecting tells the rank, and only
+            # rank 0 writes. The kvstore lives until this worker is done.
+            kvstore = distributed.create_kvstore(kvstore)
+        chief = distributed.is_chief(kvstore if on_cluster else None)
+        out = (prepare_output(args.out or Path("runs") / args.model, overwrite=args.overwrite)
+               if chief else None)
         outcome = train_model(settings, device=devices or parse_devices("auto"),
-                              data_root=args.data_root, out=out)
+                              data_root=args.data_root, out=out, kvstore=kvstore)
     if outcome.history.interrupted:
         done = len(outcome.history.epochs)
-        print(f"interrupted; the checkpoint of epoch {done} is in {out}. Continue with: "
-              f"gluon-modern-cnn train {args.model} --resume {out}" if done else
-              "interrupted during the first epoch, before any checkpoint; start again with "
-              "--overwrite", file=sys.stderr)
+        if on_cluster:
+            print(f"interrupted after {done} finished epochs" + (
+                f"; the weights of epoch {done} are in {out}" if out and done else ""),
+                file=sys.stderr)
+        else:
+            print(f"interrupted; the checkpoint of epoch {done} is in {out}. Continue with: "
+                  f"gluon-modern-cnn train {args.model} --resume {out}" if done else
+                  "interrupted during the first epoch, before any checkpoint; start again with "
+                  "--overwrite", file=sys.stderr)
         return 130
     return 0
+
+
+@command("launch")
+def _add_launch(subparsers) -> None:
+    p = subparsers.add_parser(
+        "launch", help="run a command as a parameter-server cluster (here or over ssh)",
+        description="Start COMMAND as MXNet's ps-lite cluster: a scheduler, S servers and W "
+                    "workers, on this machine or over ssh on the hosts of a hosts file, forward "
+                    "their output, and stop every process as soon as one fails (naming a failed "
+                    "worker by its kvstore rank). Example: gluon-modern-cnn launch -n 2 -- "
+                    "gluon-modern-cnn train lenet_bn --kvstore dist_sync. See "
+                    "docs/distributed.md.")
+    distributed.add_launch_arguments(p)
+    p.set_defaults(func=distributed.run_launch)
 
 
 @command("evaluate")

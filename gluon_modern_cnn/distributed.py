@@ -13,7 +13,9 @@ Launcher side (replaces MXNet's ``tools/launch.py``, which crashes on Python 3.9
 a hosts file, ``ClusterPlan.format()`` prints the exact commands (a dry run), and :func:`launch`
 runs the plan and watches every process. ps-lite itself notices no failure: when a worker dies the
 others block forever, so the launcher stops the whole cluster as soon as any process fails.
-``python -m gluon_modern_cnn.distributed -n 2 -- python train.py`` runs :func:`launch_main`.
+``gluon-modern-cnn launch -n 2 -- gluon-modern-cnn train lenet_bn --kvstore dist_sync`` runs the
+package's own training as a cluster; ``python -m gluon_modern_cnn.distributed -n 2 -- COMMAND`` is
+the same launcher without the CLI (:func:`launch_main`).
 """
 from __future__ import annotations
 
@@ -768,7 +770,8 @@ def add_launch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="how long processes get to exit before SIGKILL (default 10)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the exact command of every process and start nothing")
-    parser.add_argument("command", nargs=argparse.REMAINDER,
+    # dest "program": the CLI keeps the subcommand's name in args.command.
+    parser.add_argument("program", nargs=argparse.REMAINDER, metavar="COMMAND",
                         help="the program every process runs, after --, e.g. "
                              "-- python train.py --kvstore dist_sync")
     return parser
@@ -780,7 +783,7 @@ def run_launch(args: argparse.Namespace) -> int:
     Bad arguments raise ValueError/FileNotFoundError (the CLI prints them, exit status 2); a failed
     cluster prints the launcher's verdict and returns 1.
     """
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    command = args.program[1:] if args.program[:1] == ["--"] else args.program
     env = {}
     for item in args.env:
         name, sep, value = item.partition("=")

@@ -17,6 +17,11 @@ generators too (not verified here: no GPU), but cuDNN may pick nondeterministic 
 (atomic additions in convolution backward passes, autotuned per process), so the parameters agree
 only to floating-point noise unless ``MXNET_CUDNN_AUTOTUNE_DEFAULT=0`` and
 ``MXNET_ENFORCE_DETERMINISM=1`` are set; even uninterrupted GPU runs differ that much.
+
+On a parameter-server cluster (a ``dist_*`` kvstore, see :mod:`gluon_modern_cnn.distributed`)
+every worker runs :func:`train_model` on its shard of the training images and only rank 0 writes;
+MXNet cannot save the optimizer state the servers hold, so rank 0 writes its weights and history
+after every epoch instead of a checkpoint, and such a run cannot be resumed.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Unio
 import mxnet as mx
 import numpy
 
+from . import distributed
 from .checkpoint import (Checkpoint, CheckpointError, atomic_write, load_checkpoint,
                          load_parameters, remove_stale_temporaries, save_checkpoint,
                          save_parameters)
@@ -38,7 +44,7 @@ from .data import (FastImageLoader, get_fashion_mnist_labels, load_data_fashion_
 from .devices import parse_devices, try_gpu
 from .registry import get_model, model_info
 from .training import (AnimatorCallback, Callback, History, book_animator,
-                       evaluate_accuracy_gpu, fit, print_result)
+                       evaluate_accuracy_gpu, fit, format_epoch_ch5, print_result)
 from ._compat import mxnet_error_summary
 
 __all__ = ["RunSettings", "TrainOutcome", "resolve_settings", "default_resize", "train_model",
@@ -142,21 +148,32 @@ def resolve_settings(model: str, *, lr=None, num_epochs=None, batch_size=None, r
 
 def fashion_mnist_loader(train: bool, *, batch_size: int, resize: Optional[int] = None,
                          subset: Optional[int] = None, seed: Optional[int] = None,
-                         data_root=None) -> FastImageLoader:
+                         data_root=None, num_shards: int = 1,
+                         shard_index: int = 0) -> FastImageLoader:
     """The fast Fashion-MNIST loader of one split (the training split shuffled), optionally on
-    its first ``subset`` images only."""
+    its first ``subset`` images only, and on a cluster worker's shard of them
+    (:func:`distributed.shard_options`)."""
     images, labels = load_fashion_mnist_arrays(train, root=data_root)
     return FastImageLoader(images[:subset], labels[:subset], batch_size, resize=resize,
-                           shuffle=train, seed=seed)
+                           shuffle=train, seed=seed, num_shards=num_shards,
+                           shard_index=shard_index)
 
 
-def _fashion_mnist(settings: RunSettings, data_root):
+def _fashion_mnist(settings: RunSettings, data_root, shards: Mapping[str, int]):
+    """``(train_iter, test_iter)``; on a cluster the training images are sharded and every worker
+    tests on the whole test split, so that rank 0 reports the test accuracy of all of it."""
     if not settings.fast_data:
+        if shards["num_shards"] > 1:
+            raise ValueError("training on a cluster needs the fast data pipeline, which shards "
+                             "the data (fast_data=True)")
         return load_data_fashion_mnist(settings.batch_size, settings.resize, root=data_root)
-    return tuple(fashion_mnist_loader(train, batch_size=settings.batch_size,
+    train_iter = fashion_mnist_loader(True, batch_size=settings.batch_size,
                                       resize=settings.resize, subset=settings.subset,
-                                      seed=settings.seed, data_root=data_root)
-                 for train in (True, False))
+                                      seed=settings.seed, data_root=data_root, **shards)
+    test_iter = fashion_mnist_loader(False, batch_size=settings.batch_size,
+                                     resize=settings.resize, subset=settings.subset,
+                                     data_root=data_root)
+    return train_iter, test_iter
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,6 +247,28 @@ class Checkpointer(Callback):
                         devices=[_device_spec(d) for d in state.devices], extra=extra)
 
 
+class _ClusterCheckpointer(Callback):
+    """Rank 0's outputs after every epoch of a cluster run: its weights and batch-norm statistics
+    (``model.params``) and the history. ``trainer.save_states`` refuses a distributed kvstore (the
+    servers hold the optimizer state), so there is no resumable checkpoint."""
+
+    def __init__(self, files: Mapping[str, Path]):
+        self.files = files
+
+    def on_epoch_end(self, state):
+        save_parameters(state.net, self.files["parameters"])
+        atomic_write(self.files["history"],
+                     lambda tmp: Path(tmp).write_text(state.history.to_json()))
+
+
+class _EpochLines(Callback):
+    """One line per epoch on stderr (``train_ch5``'s), where a progress bar would go through a
+    pipe: the launcher forwards its processes' output line by line."""
+
+    def on_epoch_end(self, state):
+        print(format_epoch_ch5(state.history.final), file=sys.stderr, flush=True)
+
+
 def _replay_curve(animator, curve: Mapping[str, Any]) -> None:
     """Draw a checkpoint's saved curve points again, line by line."""
     lines = list(zip(curve.get("X") or [], curve.get("Y") or []))
@@ -277,11 +316,31 @@ def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.
     state, history and curve); ``net``, ``initialize``, ``start_epoch``, ``history`` and
     ``trainer`` give the same control piecewise. ``progress`` shows a tqdm bar per epoch on
     stderr. Prints the book's two result lines unless ``quiet``.
+
+    ``kvstore`` is a name (``device``, ``local``, or ``dist_sync`` and the other cluster types) or
+    a kvstore (:func:`distributed.create_kvstore`). On a cluster, ``settings.batch_size`` is per
+    worker, each worker trains on its shard of the training images and ``trainer.step`` gets
+    :func:`distributed.trainer_batch_size` (the global batch under ``dist_sync``); only rank 0
+    prints results and writes to ``out``: settings, curve, and its weights and history after
+    every epoch (no checkpoint, no resume; see the module's docstring).
     """
     devices = [try_gpu()] if device is None else (
         [device] if isinstance(device, mx.Context) else list(device))
+    if isinstance(kvstore, str) and kvstore.startswith("dist"):
+        kvstore = distributed.create_kvstore(kvstore)
+    cluster = _cluster_of(kvstore)
+    step_batch_size = None
+    if cluster is not None:
+        if resume_from is not None:
+            raise ValueError(f"a run on a cluster (kvstore {kvstore.type!r}) cannot resume from a "
+                             f"checkpoint: the servers' optimizer state cannot be saved, so "
+                             f"cluster runs write none")
+        step_batch_size = distributed.trainer_batch_size(kvstore, settings.batch_size)
+        if not cluster.is_chief:
+            out, quiet = None, True  # every worker has the same weights: rank 0 writes them
     if data is None:
-        data = _fashion_mnist(settings, data_root)
+        data = _fashion_mnist(settings, data_root, distributed.shard_options(
+            kvstore if cluster is not None else None))
     train_iter, test_iter = data
     if net is None:
         # Fresh names (conv0, ...) in every process: Gluon's Trainer orders the parameters, and
@@ -298,25 +357,34 @@ def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         files = {key: out / name for key, name in OUTPUT_FILES.items()}
+        run = {"settings": settings.to_dict(), "devices": [str(d) for d in devices]}
+        if cluster is not None:
+            # What trainer.step divides by: the global batch under dist_sync (see distributed).
+            run["cluster"] = {"kvstore": kvstore.type, "num_workers": cluster.num_workers,
+                              "step_batch_size": step_batch_size}
         atomic_write(files["settings"], lambda tmp: Path(tmp).write_text(
-            json.dumps({"settings": settings.to_dict(), "devices": [str(d) for d in devices]},
-                       indent=2)))
+            json.dumps(run, indent=2)))
     animator = book_animator(settings.num_epochs, path=files.get("curve"))
     if resume_from is not None and resume_from.extra.get("curve"):
         _replay_curve(animator, resume_from.extra["curve"])
     extra_callbacks = []
     if progress:
-        print(_describe_run(settings, devices, out, resume_from), file=sys.stderr)
-        extra_callbacks.append(ProgressBar())
+        print(_describe_run(settings, devices, out, resume_from, kvstore=kvstore,
+                            step_batch_size=step_batch_size), file=sys.stderr, flush=True)
+        if cluster is None:
+            extra_callbacks.append(ProgressBar())
+        elif cluster.is_chief:
+            extra_callbacks.append(_EpochLines())
     if out is not None:
         extra_callbacks.append(Checkpointer(files["checkpoint"], settings,
                                             resume_from=resume_from, animator=animator,
-                                            data_root=data_root))
+                                            data_root=data_root)
+                               if cluster is None else _ClusterCheckpointer(files))
     history = fit(net, train_iter, test_iter, settings.num_epochs, lr=settings.lr,
                   trainer=trainer, device=devices, initialize=initialize,
                   start_epoch=start_epoch, history=history, seed=settings.seed,
                   callbacks=[AnimatorCallback(animator), *extra_callbacks, *callbacks],
-                  kvstore=kvstore)
+                  kvstore=kvstore, step_batch_size=step_batch_size)
     if out is not None:
         atomic_write(files["history"], lambda tmp: Path(tmp).write_text(history.to_json()))
         if history.epochs:
@@ -326,16 +394,32 @@ def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.
     return TrainOutcome(net, history, settings, devices, out, files)
 
 
+def _cluster_of(kvstore) -> Optional[distributed.WorkerInfo]:
+    """This worker's place in the cluster, or None when training on one machine."""
+    if isinstance(kvstore, str) or kvstore is None or not kvstore.type.startswith("dist"):
+        return None
+    return distributed.worker_info(kvstore)
+
+
 def _describe_run(settings: RunSettings, devices, out: Optional[Path],
-                  resume_from: Optional[Checkpoint]) -> str:
+                  resume_from: Optional[Checkpoint], *, kvstore=None,
+                  step_batch_size: Optional[int] = None) -> str:
     """The line a run starts with on stderr: what trains, how, where, and where it writes."""
     what = (f"resuming {settings.model} after epoch {resume_from.epoch} of "
             f"{settings.num_epochs}" if resume_from is not None else
             f"training {settings.model}: {settings.num_epochs} epochs")
     subset = f", first {settings.subset} images" if settings.subset else ""
-    return (f"{what}, lr {settings.lr}, batch {settings.batch_size}, resize "
+    batch = f"batch {settings.batch_size}"
+    where = f"; outputs in {out}" if out else ""
+    cluster = _cluster_of(kvstore)
+    if cluster is not None:
+        what = f"worker rank {cluster.rank} of {cluster.num_workers} ({kvstore.type}): {what}"
+        batch += (" per worker (each worker's updates applied on their own)"
+                  if kvstore.type == "dist_async" else f" per worker (global {step_batch_size})")
+        where = where if cluster.is_chief else "; rank 0 writes the results"
+    return (f"{what}, lr {settings.lr}, {batch}, resize "
             f"{settings.resize or '-'}, seed {settings.seed}{subset}, on "
-            f"{', '.join(map(str, devices))}" + (f"; outputs in {out}" if out else ""))
+            f"{', '.join(map(str, devices))}{where}")
 
 
 def resume_training(out: Union[str, Path], *, model: str,
@@ -356,6 +440,11 @@ def resume_training(out: Union[str, Path], *, model: str,
         raise FileNotFoundError(f"{out} does not exist; resume takes the output folder of an "
                                 f"earlier run")
     path = out / OUTPUT_FILES["checkpoint"]
+    if not path.exists() and _cluster_run(out) is not None:
+        raise ValueError(f"the run in {out} trained on a cluster ({_cluster_run(out)}), which "
+                         f"keeps no checkpoint: MXNet cannot save the optimizer state its servers "
+                         f"hold. Rank 0's weights after its last finished epoch are in "
+                         f"{out / OUTPUT_FILES['parameters']}; start a new run to train again")
     if not path.exists():
         raise FileNotFoundError(f"{out} holds no checkpoint ({path.name}); a run writes one at the "
                                 f"end of every epoch, so this one stopped during its first epoch. "
@@ -387,6 +476,15 @@ def resume_training(out: Union[str, Path], *, model: str,
                        data_root=data_root or checkpoint.extra.get("data_root"), out=out,
                        callbacks=callbacks, quiet=quiet, progress=progress,
                        resume_from=checkpoint)
+
+
+def _cluster_run(out: Path) -> Optional[str]:
+    """``dist_sync, 2 workers`` when ``out`` holds a run trained on a cluster, else None."""
+    try:
+        cluster = json.loads((out / OUTPUT_FILES["settings"]).read_text())["cluster"]
+        return f"{cluster['kvstore']}, {cluster['num_workers']} workers"
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _settings_of(checkpoint: Checkpoint) -> RunSettings:

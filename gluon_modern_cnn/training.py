@@ -1,10 +1,12 @@
-"""Training: the book's ``train_ch6`` (section 6.6, used by every section of chapter 7), the older
-edition's ``train_ch5``, and the one loop both are thin wrappers of.
+"""Training: the book's ``train_ch6`` (section 6.6, used by every section of chapter 7), its
+multi-GPU ``train_ch13`` (section 13.1), the older edition's ``train_ch5``, and the one loop all
+three are thin wrappers of.
 
 :func:`fit` is that loop. It takes whether to initialize, a starting epoch, an optional trainer and
-callbacks, and trains on one device or data-parallel on several (the book's later ``train_ch13``
-pattern: ``split_and_load``, one loss per shard, one ``trainer.step`` over the whole batch), so that
-checkpointing, progress bars and multi-device training extend it instead of copying it.
+callbacks, and trains on one device or data-parallel on several (``train_ch13``'s pattern:
+:func:`split_batch`, one loss per shard, one ``trainer.step`` over the whole batch), so that
+checkpointing, progress bars and multi-device or multi-machine training extend it instead of
+copying it.
 """
 from __future__ import annotations
 
@@ -14,20 +16,20 @@ import signal
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, List, Optional, Sequence, Union
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 import mxnet as mx
 import numpy as onp
 from mxnet import autograd, gluon, init
 
 from ._compat import mxnet_error_summary
-from .devices import try_gpu, warn_if_gpu_unusable
+from .devices import try_all_gpus, try_gpu, warn_if_gpu_unusable
 from .plotting import Animator
 
 __all__ = ["Accumulator", "Timer", "accuracy", "evaluate_accuracy_gpu", "EpochRecord", "History",
            "TrainState", "Callback", "AnimatorCallback", "book_animator", "TrainingDiverged", "fit", "train_ch6",
-           "train_ch5", "train_step", "print_result", "format_result", "format_speed", "format_epoch_ch5",
-           "seed_everything"]
+           "train_ch5", "train_ch13", "split_batch", "train_step", "print_result", "format_result",
+           "format_speed", "format_epoch_ch5", "seed_everything"]
 
 
 class Accumulator:
@@ -156,9 +158,9 @@ def format_result(loss: float, train_acc: float, test_acc: float) -> str:
 
 
 def format_speed(examples_per_sec: float, devices: Sequence) -> str:
-    """``train_ch6``'s second result line (several devices are listed as the book's later
-    multi-GPU trainer does)."""
-    where = str(devices[0]) if len(devices) == 1 else str([str(d) for d in devices])
+    """``train_ch6``'s second result line; several devices are listed as ``train_ch13`` prints
+    them (``str(devices)``: ``[gpu(0), gpu(1)]``)."""
+    where = str(devices[0]) if len(devices) == 1 else f"[{', '.join(map(str, devices))}]"
     return f'{examples_per_sec:.1f} examples/sec on {where}'
 
 
@@ -191,6 +193,10 @@ class TrainState:
     num_batches: int = 0
     metric: Accumulator = field(default_factory=lambda: Accumulator(3))
     timer: Timer = field(default_factory=Timer)
+    #: What ``trainer.step`` gets on every step; None: the size of each batch.
+    step_batch_size: Optional[int] = None
+    #: Splits a batch across the devices; None: :func:`split_batch`.
+    split_f: Optional[Callable] = None
 
     @property
     def train_loss(self) -> float:
@@ -312,7 +318,7 @@ def fit(net, train_iter, test_iter, num_epochs: int, *, lr: Optional[float] = No
         device: Union[mx.Context, Sequence[mx.Context], None] = None, initialize: bool = True,
         start_epoch: int = 0, history: Optional[History] = None, seed: Optional[int] = None,
         callbacks: Iterable[Callback] = (), kvstore: Union[str, "mx.kv.KVStore"] = "device",
-        ) -> History:
+        step_batch_size: Optional[int] = None, split_f: Optional[Callable] = None) -> History:
     """Train ``net`` from ``start_epoch`` up to ``num_epochs`` (the body of ``train_ch6``).
 
     ``initialize=True`` re-initializes the parameters (Xavier, ``force_reinit``) on the devices;
@@ -321,6 +327,11 @@ def fit(net, train_iter, test_iter, num_epochs: int, *, lr: Optional[float] = No
     random generators and the loader's shuffling are reseeded per epoch (see :func:`seed_everything`).
     The first Ctrl-C stops after the current batch and returns the history so far with
     ``interrupted=True``; a NaN or infinite loss raises :class:`TrainingDiverged`.
+
+    ``step_batch_size`` is what ``trainer.step`` divides the summed gradient by on every step,
+    short last batch included (default: each batch's size). A ``dist_sync`` kvstore needs the
+    global batch there (``distributed.trainer_batch_size``). ``split_f(X, y, devices)`` splits a
+    batch across several devices (default :func:`split_batch`).
     """
     _check_positive(num_epochs, "num_epochs")
     if not isinstance(start_epoch, int) or not 0 <= start_epoch <= num_epochs:
@@ -328,6 +339,8 @@ def fit(net, train_iter, test_iter, num_epochs: int, *, lr: Optional[float] = No
                          f"got {start_epoch!r}")
     if trainer is None:
         _check_positive(lr, "lr", (int, float))
+    if step_batch_size is not None:
+        _check_positive(step_batch_size, "step_batch_size")
     devices = _as_devices(try_gpu() if device is None else device)
     if any(d.device_type == "cpu" for d in devices):
         warn_if_gpu_unusable()
@@ -341,7 +354,8 @@ def fit(net, train_iter, test_iter, num_epochs: int, *, lr: Optional[float] = No
     history.devices = [str(d) for d in devices]
     history.interrupted = False
     state = TrainState(net, trainer, devices, num_epochs, history,
-                       num_batches=len(train_iter))
+                       num_batches=len(train_iter), step_batch_size=step_batch_size,
+                       split_f=split_f)
     callbacks = list(callbacks)
     for cb in callbacks:
         cb.on_train_begin(state)
@@ -374,23 +388,32 @@ def fit(net, train_iter, test_iter, num_epochs: int, *, lr: Optional[float] = No
     return history
 
 
-def train_step(net, trainer: gluon.Trainer, loss, X, y, devices: Sequence[mx.Context], *,
-               check_shapes: bool = False):
-    """One training step on a batch, split across ``devices``: forward, loss, backward and
-    ``trainer.step(batch_size)``. Returns the summed loss and the number of correct predictions
-    as Python floats (reading them waits for the step to finish, which is what the book times)."""
+def split_batch(X, y, devices: Sequence[mx.Context]) -> Tuple[list, list]:
+    """Split ``X`` and ``y`` into one shard per device (section 12.5); a batch that does not
+    divide evenly gives the first devices one sample more."""
     if len(devices) == 1:
-        Xs, ys = [X.as_in_ctx(devices[0])], [y.as_in_ctx(devices[0])]
-    else:
-        Xs = gluon.utils.split_and_load(X, devices, even_split=False)
-        ys = gluon.utils.split_and_load(y, devices, even_split=False)
+        return [X.as_in_ctx(devices[0])], [y.as_in_ctx(devices[0])]
+    # split_and_load's slicing, without its deprecated as_in_context (a warning per shard).
+    return tuple([shard.as_in_ctx(device) for shard, device in zip(
+        gluon.utils.split_data(data, len(devices), even_split=False), devices)] for data in (X, y))
+
+
+def train_step(net, trainer: gluon.Trainer, loss, X, y, devices: Sequence[mx.Context], *,
+               check_shapes: bool = False, step_batch_size: Optional[int] = None,
+               split_f: Optional[Callable] = None):
+    """One training step on a batch, split across ``devices`` (section 13.1's
+    ``train_batch_ch13``): forward, one loss per shard, backward and
+    ``trainer.step(step_batch_size or batch size)``. Returns the summed loss and the number of
+    correct predictions as Python floats (reading them waits for the step to finish, which is
+    what the book times)."""
+    Xs, ys = (split_f or split_batch)(X, y, devices)
     with autograd.record():
         y_hats = [(_forward_with_clear_shape_errors(net, X_shard) if check_shapes
                    else net(X_shard)) for X_shard in Xs]
         ls = [loss(y_hat, y_shard) for y_hat, y_shard in zip(y_hats, ys)]
     for l in ls:
         l.backward()
-    trainer.step(X.shape[0])
+    trainer.step(step_batch_size or X.shape[0])
     loss_sum = sum(float(l.sum()) for l in ls)
     correct = sum(accuracy(y_hat, y_shard) for y_hat, y_shard in zip(y_hats, ys))
     return loss_sum, correct
@@ -399,7 +422,8 @@ def train_step(net, trainer: gluon.Trainer, loss, X, y, devices: Sequence[mx.Con
 def _train_step(state: TrainState, loss, X, y, first: bool) -> None:
     state.timer.start()
     loss_sum, correct = train_step(state.net, state.trainer, loss, X, y, state.devices,
-                                   check_shapes=first)
+                                   check_shapes=first, step_batch_size=state.step_batch_size,
+                                   split_f=state.split_f)
     if not math.isfinite(loss_sum):
         lr = getattr(state.trainer, "learning_rate", None)
         raise TrainingDiverged(
@@ -443,6 +467,28 @@ def print_result(history: History, device) -> None:
               f"{final.epoch}:")
     print(format_result(final.train_loss, final.train_acc, final.test_acc))
     print(format_speed(history.examples_per_sec, _as_devices(device)))
+
+
+def train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs, devices=try_all_gpus(),
+               split_f=split_batch) -> History:
+    """Train a model with multiple GPUs (section 13.1), or any list of devices (``mx.cpu(0)``,
+    ``mx.cpu(1)`` work too).
+
+    As in the book, the caller initializes ``net`` on ``devices`` and builds ``trainer``; each
+    batch is split across the devices with ``split_f``, one loss per shard, and one
+    ``trainer.step`` covers the whole batch. Plots the book's curve and prints its two result
+    lines; returns the :class:`History`.
+    """
+    _check_positive(num_epochs, "num_epochs")
+    if not isinstance(trainer, gluon.Trainer):
+        raise ValueError(f"train_ch13 takes the gluon.Trainer the caller built (as the book's "
+                         f"cells do); got {trainer!r}")
+    devices = _as_devices(devices)
+    history = fit(net, train_iter, test_iter, num_epochs, trainer=trainer, loss=loss,
+                  device=devices, initialize=False, split_f=split_f,
+                  callbacks=[AnimatorCallback(book_animator(num_epochs))])
+    print_result(history, devices)
+    return history
 
 
 class _PrintEpochCh5(Callback):

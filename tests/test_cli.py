@@ -334,8 +334,8 @@ def test_export_onnx_runs_in_onnxruntime_with_the_same_outputs(trained, using_pa
 # Help and wrong arguments (in-process: the console script runs cli.main)
 # ---------------------------------------------------------------------------------------------
 
-SUBCOMMANDS = ["list", "summary", "train", "evaluate", "predict", "export", "devices", "bench",
-               "crosscheck", "reproduce"]
+SUBCOMMANDS = ["list", "summary", "train", "launch", "evaluate", "predict", "export", "devices",
+               "bench", "crosscheck", "reproduce"]
 
 
 def test_every_subcommand_is_registered():

@@ -1,9 +1,10 @@
 """Multi-machine training with MXNet's parameter server (``gluon_modern_cnn.distributed``).
 
 Real ps-lite clusters on 127.0.0.1 (a scheduler, one server and two workers running
-``tests/dist_worker.py``), fake clusters of tiny programs for the launcher's bookkeeping, and the
-exact ssh commands of a multi-host dry run. Every test that starts processes tags them through the
-environment and afterwards asserts that none is left (killing any it finds).
+``tests/dist_worker.py``, or ``gluon-modern-cnn train --kvstore dist_sync`` started by
+``gluon-modern-cnn launch``), fake clusters of tiny programs for the launcher's bookkeeping, and
+the exact ssh commands of a multi-host dry run. Every test that starts processes tags them through
+the environment and afterwards asserts that none is left (killing any it finds).
 """
 from __future__ import annotations
 
@@ -28,11 +29,12 @@ import mxnet as mx
 from mxnet import autograd, gluon
 
 import dist_worker
-from gluon_modern_cnn import distributed
+from gluon_modern_cnn import cli, distributed
 from gluon_modern_cnn.distributed import (ClusterError, ClusterTimeout, Host, WorkerInfo,
                                           create_kvstore, is_chief, launch, launch_main,
                                           plan_cluster, read_hosts_file, shard_options,
                                           trainer_batch_size, worker_info)
+from gluon_modern_cnn.experiment import evaluate_model
 
 WORKER = Path(__file__).with_name("dist_worker.py")
 TAG = "GLUON_MODERN_CNN_TEST_CLUSTER"  # environment variable that marks a test's processes
@@ -140,8 +142,8 @@ def test_dist_sync_sums_the_workers_gradients(trained, fashion_mnist_root, fresh
     loss = gluon.loss.SoftmaxCrossEntropyLoss()
     grads = []
     for rank in (0, 1):
-        (X, y), = dist_worker.shard_batches(str(fashion_mnist_root), BATCH_SIZE, 1,
-                                            num_shards=NUM_WORKERS, shard_index=rank)
+        X, y = next(iter(dist_worker.shard_loader(str(fashion_mnist_root), BATCH_SIZE, STEPS,
+                                                  num_shards=NUM_WORKERS, shard_index=rank)))
         with autograd.record():
             l = loss(net(X), y)
         l.backward()
@@ -158,6 +160,77 @@ def test_dist_sync_sums_the_workers_gradients(trained, fashion_mnist_root, fresh
     # Not an average of the workers' gradients (that would be half the step).
     assert any(not numpy.allclose(after[name], w - LR * summed / 2 / global_batch, atol=1e-6)
                for name, w in start.items() for summed in [grads[0][name] + grads[1][name]])
+
+
+# ---------------------------------------------------------------------------------------------
+# The package's own commands: `launch` running `train --kvstore dist_sync`
+# ---------------------------------------------------------------------------------------------
+
+# Runs the command in a fresh folder per process, named by role, so that whatever a process writes
+# (`--out run` is relative) shows which process wrote it.
+OWN_FOLDER = 'cd "$(mktemp -d "$PROCESS_DIRS/$DMLC_ROLE-XXXXXX")" && exec "$@"'
+RUN_FILES = ["curve.png", "history.json", "model.params", "settings.json"]
+
+
+def test_launch_trains_with_the_train_command_and_rank_0_alone_writes(tmp_path,
+                                                                       fashion_mnist_root,
+                                                                       capsys):
+    folders = tmp_path / "processes"
+    folders.mkdir()
+    train = [sys.executable, "-m", "gluon_modern_cnn", "train", "lenet_bn", "--kvstore",
+             "dist_sync", "--subset", "1024", "--epochs", "2", "--batch-size", "64",
+             "--data-root", str(fashion_mnist_root), "--out", "run"]
+    with no_process_left() as token:
+        launched = subprocess.run(
+            [sys.executable, "-m", "gluon_modern_cnn", "launch", "-n", "2", "-s", "1",
+             "--timeout", "120", "--env", f"{TAG}={token}", "--env", f"PROCESS_DIRS={folders}",
+             "--", "sh", "-c", OWN_FOLDER, "sh", *train],
+            env={**os.environ, TAG: token}, capture_output=True, text=True, timeout=180)
+    assert launched.returncode == 0, launched.stderr
+    assert "[launch] all 2 workers finished" in launched.stderr
+    written = {folder.name.split("-")[0]: sorted(str(p.relative_to(folder))
+                                                 for p in folder.rglob("*"))
+               for folder in folders.iterdir() if any(folder.iterdir())}
+    # One worker wrote the run, no other process wrote anything.
+    assert written == {"worker": ["run", *(f"run/{name}" for name in RUN_FILES)]}, written
+    assert sorted(f.name.split("-")[0] for f in folders.iterdir()) == [
+        "scheduler", "server", "worker", "worker"]
+    (run,) = folders.glob("worker-*/run")
+    # The book's two result lines, from rank 0 only.
+    results = [line for line in launched.stdout.splitlines() if "acc" in line or "/sec" in line]
+    assert [line.split("] ")[0].split()[-1] for line in results] == ["0", "0"], launched.stdout
+    assert results[1].endswith(" examples/sec on cpu(0)")
+    settings = json.loads((run / "settings.json").read_text())
+    assert settings["cluster"] == {"kvstore": "dist_sync", "num_workers": 2,
+                                   "step_batch_size": 128}
+    epochs = json.loads((run / "history.json").read_text())["epochs"]
+    assert [e["examples"] for e in epochs] == [512, 512]  # rank 0's half of the 1024 images
+    assert epochs[1]["train_loss"] < epochs[0]["train_loss"] - 0.3, epochs
+    # model.params holds the final weights with rank 0's batch-norm statistics: they reproduce
+    # the test accuracy rank 0 reported.
+    accuracy, count = evaluate_model("lenet_bn", run / "model.params", batch_size=64,
+                                     subset=1024, data_root=fashion_mnist_root,
+                                     device=mx.cpu())
+    assert (accuracy, count) == (epochs[1]["test_acc"], 1024)
+    # Such a run has no checkpoint to resume from, and says so.
+    capsys.readouterr()
+    assert cli.main(["train", "lenet_bn", "--resume", str(run)]) == 2
+    assert "trained on a cluster (dist_sync, 2 workers), which keeps no checkpoint" in \
+        capsys.readouterr().err
+
+
+def test_cluster_commands_refuse_what_cannot_work(tmp_path, capsys, monkeypatch):
+    for var in distributed._CLUSTER_VARS:
+        monkeypatch.delenv(var, raising=False)
+    assert cli.main(["train", "lenet_bn", "--kvstore", "dist_sync", "--out",
+                     str(tmp_path / "run")]) == 2
+    assert "needs a parameter-server cluster" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    assert cli.main(["train", "lenet_bn", "--kvstore", "dist_sync", "--resume",
+                     str(tmp_path)]) == 2
+    assert "--resume cannot be combined with --kvstore dist_sync" in capsys.readouterr().err
+    assert cli.main(["launch", "-n", "2", "--dry-run"]) == 2
+    assert "gluon-modern-cnn launch: error: no command to run" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,7 +256,7 @@ def test_killed_worker_stops_the_cluster_and_is_named_by_rank(tmp_path, fashion_
         launcher = subprocess.Popen(
             [sys.executable, "-m", "gluon_modern_cnn.distributed", "-n", "2", "--timeout", "120",
              "--env", f"{TAG}={token}", "--",
-             *worker_command(tmp_path, fashion_mnist_root, "--steps", "100000",
+             *worker_command(tmp_path, fashion_mnist_root, "--steps", "50", "--epochs", "1000",
                              "--step-delay", "0.1")],
             env={**os.environ, TAG: token}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True)
