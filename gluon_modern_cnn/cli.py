@@ -261,7 +261,7 @@ def _add_evaluate(subparsers) -> None:
 
 def _run_evaluate(args) -> int:
     from .devices import parse_devices
-    from .experiment import evaluate_model
+    from .inference import evaluate_model
     devices = parse_devices(args.device)
     accuracy, count = evaluate_model(_model_name(args.model), args.params,
                                      data_root=args.data_root, batch_size=args.batch_size,
@@ -287,7 +287,7 @@ def _add_predict(subparsers) -> None:
 
 def _run_predict(args) -> int:
     from .devices import parse_devices
-    from .experiment import predict_images
+    from .inference import predict_images
     for prediction in predict_images(_model_name(args.model), args.params, args.images,
                                      resize=args.resize, device=parse_devices(args.device)[0],
                                      top=args.top):
@@ -319,7 +319,7 @@ def _add_export(subparsers) -> None:
 def _run_export(args) -> int:
     import mxnet as mx
     from . import export
-    from .experiment import load_trained
+    from .inference import load_trained
     from .registry import model_info
     name = _model_name(args.model)
     if args.format == "mxnet" and (args.opset is not None or args.dynamic_batch):

@@ -41,12 +41,15 @@ from mxnet import gluon  # noqa: E402  (needs import_mxnet() first, for numpy >=
 from mxnet.gluon.data.dataloader import default_batchify_fn  # noqa: E402
 
 __all__ = [
-    "TEXT_LABELS", "MIRRORS", "ROOT_ENV_VAR", "DataFileError", "resolve_data_root",
+    "IMAGE_SIZE", "TEXT_LABELS", "MIRRORS", "ROOT_ENV_VAR", "DataFileError", "resolve_data_root",
     "fashion_mnist_files", "load_fashion_mnist_arrays", "FashionMNIST", "get_dataloader_workers",
     "FastImageLoader", "load_data_fashion_mnist", "get_fashion_mnist_labels",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+#: Height and width of a Fashion-MNIST image.
+IMAGE_SIZE = 28
 
 #: The book's names of the ten classes, in label order (D2L section 3.5).
 TEXT_LABELS = ("t-shirt", "trouser", "pullover", "dress", "coat",

@@ -30,34 +30,29 @@ import json
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Union
 
 import mxnet as mx
-import numpy
 
 from . import distributed
 from .checkpoint import (Checkpoint, CheckpointError, atomic_write, load_checkpoint,
-                         load_parameters, remove_stale_temporaries, save_checkpoint,
-                         save_parameters)
-from .data import (FastImageLoader, get_fashion_mnist_labels, load_data_fashion_mnist,
+                         remove_stale_temporaries, save_checkpoint, save_parameters)
+from .data import (IMAGE_SIZE, FastImageLoader, load_data_fashion_mnist,
                    load_fashion_mnist_arrays, resolve_data_root)
 from .devices import parse_devices, try_gpu
 from .registry import get_model, model_info
-from .training import (AnimatorCallback, Callback, History, book_animator,
-                       evaluate_accuracy_gpu, fit, format_epoch_ch5, print_result)
-from ._compat import mxnet_error_summary
+from .training import (AnimatorCallback, Callback, History, book_animator, fit, format_epoch_ch5,
+                       print_result)
 
 __all__ = ["RunSettings", "TrainOutcome", "resolve_settings", "default_resize", "train_model",
            "resume_training", "prepare_output", "fashion_mnist_loader", "ProgressBar",
-           "Checkpointer", "OUTPUT_FILES", "trained_resize", "load_trained", "evaluate_model",
-           "read_image", "Prediction", "predict_images"]
+           "Checkpointer", "OUTPUT_FILES", "check_input_size"]
 
 #: What an output folder holds after a run (the checkpoint after its first epoch).
 OUTPUT_FILES = {"settings": "settings.json", "history": "history.json", "curve": "curve.png",
                 "parameters": "model.params", "checkpoint": "checkpoint.zip"}
 
 _UNSET = object()
-_FASHION_MNIST_SIZE = 28  # the images' own height and width: no resize needed
 
 
 @dataclass(frozen=True)
@@ -97,12 +92,12 @@ def default_resize(model: str) -> Optional[int]:
     info = model_info(model)
     if info.hyperparameters is not None:
         return info.hyperparameters.resize
-    return None if info.input_size == _FASHION_MNIST_SIZE else info.input_size
+    return None if info.input_size == IMAGE_SIZE else info.input_size
 
 
-def _check_input_size(model: str, resize: Optional[int]) -> None:
+def check_input_size(model: str, resize: Optional[int]) -> None:
     info = model_info(model)
-    size = resize or _FASHION_MNIST_SIZE
+    size = resize or IMAGE_SIZE
     if size < info.min_input_size:
         raise ValueError(f"{model} needs input images of at least {info.min_input_size}x"
                          f"{info.min_input_size} pixels; resize={resize} gives {size}x{size}")
@@ -138,7 +133,7 @@ def resolve_settings(model: str, *, lr=None, num_epochs=None, batch_size=None, r
     if isinstance(settings.lr, bool) or not isinstance(settings.lr, (int, float)) \
             or not settings.lr > 0:
         raise ValueError(f"lr must be a positive number; got {settings.lr!r}")
-    _check_input_size(model, settings.resize)
+    check_input_size(model, settings.resize)
     return settings
 
 
@@ -518,133 +513,3 @@ def _resume_devices(checkpoint: Checkpoint, device) -> List[mx.Context]:
               f"{','.join(map(_device_spec, devices))}: same batches and random draws, but the "
               f"floating-point results of other hardware differ slightly", file=sys.stderr)
     return devices
-
-
-# ---------------------------------------------------------------------------------------------
-# Using trained parameters
-# ---------------------------------------------------------------------------------------------
-
-def trained_resize(model: str, params: Union[str, Path]) -> Optional[int]:
-    """The ``resize`` the parameters in ``params`` were trained with: that of the run folder they
-    are in (its ``settings.json``, if it trained ``model`` or its twin), else the book's."""
-    info = model_info(model)
-    try:
-        saved = json.loads((Path(params).parent / OUTPUT_FILES["settings"]).read_text())
-        run = saved["settings"]
-        if run["model"] in (model, info.twin):
-            return run["resize"]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # not a run folder of this model: the book's resize
-    return default_resize(model)
-
-
-def load_trained(model: str, params: Union[str, Path], *, resize: Optional[int] = None,
-                 device: Optional[mx.Context] = None, hybrid: bool = False):
-    """Build ``model`` with the parameters in ``params`` on ``device``; returns ``(net, resize)``.
-
-    ``resize`` defaults to :func:`trained_resize`. With ``hybrid``, a book ``nn.Block`` model is
-    built as its hybridizable twin (same parameter names). A file of another model or of another
-    input size raises ``ValueError`` naming the problem.
-    """
-    info = model_info(model)
-    if hybrid and not info.hybrid:
-        if info.twin is None:
-            raise ValueError(f"{model} is an nn.Block (its forward is Python code) without a "
-                             f"hybridizable twin, so it has no graph to export")
-        model, info = info.twin, model_info(info.twin)
-    resize = trained_resize(model, params) if resize is None else resize
-    _check_input_size(model, resize)
-    device = device or try_gpu()
-    net = get_model(model)
-    load_parameters(net, params, ctx=[device], what=model)
-    size = resize or _FASHION_MNIST_SIZE
-    try:
-        with mx.autograd.predict_mode():
-            net(mx.np.zeros((1, info.in_channels, size, size), ctx=device))
-    except mx.base.MXNetError as err:
-        raise ValueError(f"the parameters in {params} do not fit {size}x{size} inputs; they were "
-                         f"trained with another resize (pass it with --resize): "
-                         f"{mxnet_error_summary(err)}") from None
-    return net, resize
-
-
-def evaluate_model(model: str, params: Union[str, Path], *, data_root=None,
-                   batch_size: int = 256, resize: Optional[int] = None,
-                   device: Optional[mx.Context] = None,
-                   subset: Optional[int] = None) -> Tuple[float, int]:
-    """Test accuracy of ``model`` with the parameters in ``params`` on Fashion-MNIST's test
-    images (the first ``subset`` of them); returns ``(accuracy, number of images)``."""
-    device = device or try_gpu()
-    net, resize = load_trained(model, params, resize=resize, device=device)
-    test_iter = fashion_mnist_loader(False, batch_size=batch_size, resize=resize, subset=subset,
-                                     data_root=data_root)
-    return evaluate_accuracy_gpu(net, test_iter, device), len(test_iter.indices())
-
-
-def read_image(path: Union[str, Path]) -> numpy.ndarray:
-    """A grayscale image as a uint8 array of shape (height, width), from a PNG, JPEG or other file
-    Pillow reads, or from a ``.npy`` array (uint8, or floats in [0, 1] as ``ToTensor`` makes).
-
-    Fashion-MNIST images are light objects on a black background; photos need the same look.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image {path} does not exist")
-    if path.suffix.lower() == ".npy":
-        try:
-            array = numpy.load(path, allow_pickle=False)
-        except ValueError as err:
-            raise ValueError(f"{path} is not a numpy array file: {err}") from None
-        if array.ndim == 3 and 1 in (array.shape[0], array.shape[-1]):
-            array = array.reshape(array.shape[1:] if array.shape[0] == 1 else array.shape[:-1])
-        if array.ndim != 2:
-            raise ValueError(f"{path} holds an array of shape {array.shape}; expected one grayscale "
-                             f"image of shape (height, width)")
-        if numpy.issubdtype(array.dtype, numpy.floating):
-            if not (array.min() >= 0 and array.max() <= 1):
-                raise ValueError(f"{path} holds floats outside [0, 1]; expected pixel values in "
-                                 f"[0, 1] or uint8 values in [0, 255]")
-            array = numpy.round(array * 255)
-        elif array.dtype != numpy.uint8:
-            raise ValueError(f"{path} holds {array.dtype} values; expected uint8 pixels or floats "
-                             f"in [0, 1]")
-        return array.astype(numpy.uint8)
-    from PIL import Image, UnidentifiedImageError  # Pillow comes with matplotlib
-    try:
-        with Image.open(path) as image:
-            return numpy.asarray(image.convert("L"), dtype=numpy.uint8)
-    except UnidentifiedImageError:
-        raise ValueError(f"{path} is neither an image file Pillow can read (PNG, JPEG, ...) nor a "
-                         f".npy array") from None
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """The most likely classes of one image, most likely first, with their probabilities."""
-
-    source: str
-    classes: List[Tuple[str, float]]
-
-
-def predict_images(model: str, params: Union[str, Path], images: Sequence[Union[str, Path]], *,
-                   resize: Optional[int] = None, device: Optional[mx.Context] = None,
-                   top: int = 3) -> List[Prediction]:
-    """Classify image files with ``model`` and the parameters in ``params``: each image is made
-    grayscale, resized as the model was trained (the training pipeline's own resize) and scaled
-    to [0, 1]."""
-    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 10:
-        raise ValueError(f"top must be an integer from 1 to 10 (the number of classes); got {top!r}")
-    pictures = [(str(path), read_image(path)) for path in images]  # bad files fail before the model
-    device = device or try_gpu()
-    net, resize = load_trained(model, params, resize=resize, device=device)
-    size = resize or _FASHION_MNIST_SIZE
-    predictions = []
-    for source, pixels in pictures:
-        loader = FastImageLoader(pixels[None], [0], 1, resize=size, prefetch=0)
-        X, _ = next(iter(loader))
-        with mx.autograd.predict_mode():
-            probabilities = mx.npx.softmax(net(X.as_in_ctx(device)))[0].asnumpy()
-        best = numpy.argsort(-probabilities, kind="stable")[:top]
-        predictions.append(Prediction(source, list(zip(get_fashion_mnist_labels(best),
-                                                       probabilities[best].tolist()))))
-    return predictions

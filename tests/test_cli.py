@@ -28,7 +28,8 @@ from gluon_modern_cnn import book, cli
 from gluon_modern_cnn.checkpoint import load_checkpoint, load_parameters
 from gluon_modern_cnn.data import load_fashion_mnist_arrays
 from gluon_modern_cnn.devices import describe_devices
-from gluon_modern_cnn.experiment import OUTPUT_FILES, fashion_mnist_loader, load_trained
+from gluon_modern_cnn.experiment import OUTPUT_FILES, fashion_mnist_loader
+from gluon_modern_cnn.inference import load_trained
 from gluon_modern_cnn.flops import count_flops, count_parameters
 from gluon_modern_cnn.registry import get_model
 

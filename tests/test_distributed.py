@@ -34,7 +34,7 @@ from gluon_modern_cnn.distributed import (ClusterError, ClusterTimeout, Host, Wo
                                           create_kvstore, is_chief, launch, launch_main,
                                           plan_cluster, read_hosts_file, shard_options,
                                           trainer_batch_size, worker_info)
-from gluon_modern_cnn.experiment import evaluate_model
+from gluon_modern_cnn.inference import evaluate_model
 
 WORKER = Path(__file__).with_name("dist_worker.py")
 TAG = "GLUON_MODERN_CNN_TEST_CLUSTER"  # environment variable that marks a test's processes
