@@ -367,39 +367,8 @@ def _run_devices(args) -> int:
 
 @command("bench")
 def _add_bench(subparsers) -> None:
-    # The harness brings its own subcommand (add_bench_parser / run_bench).
-    try:
-        module = _bench_module()
-        module.add_bench_parser(subparsers)
-    except Exception as err:  # noqa: BLE001  a broken harness must not break the other commands
-        missing = isinstance(err, ModuleNotFoundError) and err.name == f"{__package__}.bench"
-        problem = ("is not part of this installation" if missing
-                   else f"failed to load ({type(err).__name__}: {err})")
-        subparsers._name_parser_map.pop("bench", None)  # a half-registered parser
-        p = subparsers.add_parser("bench", help="benchmarks (unavailable)",
-                                  description=f"The benchmark harness {problem}.")
-        p.set_defaults(func=_unavailable(f"the benchmark harness (gluon_modern_cnn.bench) "
-                                         f"{problem}"))
-        return
-    parser = subparsers.choices["bench"]
-    if parser.get_default("func") is None:
-        parser.set_defaults(func=module.run_bench)
-
-
-def _bench_module():
-    """The module of the harness that offers ``add_bench_parser`` and ``run_bench``."""
-    import importlib
-    for name in (".bench", ".bench.command"):
-        module = importlib.import_module(name, __package__)
-        if hasattr(module, "add_bench_parser"):
-            return module
-    raise ImportError("gluon_modern_cnn.bench offers no add_bench_parser()")
-
-
-def _unavailable(message: str) -> Callable[[argparse.Namespace], int]:
-    def run(args) -> int:
-        raise UsageError(message)
-    return run
+    from .bench.command import add_bench_parser  # sets func=run_bench
+    add_bench_parser(subparsers)
 
 
 @command("crosscheck")

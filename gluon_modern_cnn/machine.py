@@ -10,7 +10,8 @@ import mxnet as mx
 __all__ = ["machine_info", "machine_summary", "RELEVANT_ENVIRONMENT"]
 
 #: Environment variables that change MXNet's speed or behaviour, recorded with every result.
-RELEVANT_ENVIRONMENT = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MXNET_CPU_WORKER_NTHREADS",
+RELEVANT_ENVIRONMENT = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
+                        "MXNET_OMP_MAX_THREADS", "MKL_NUM_THREADS", "MXNET_CPU_WORKER_NTHREADS",
                         "MXNET_ENGINE_TYPE", "MXNET_MKLDNN_ENABLED", "MXNET_USE_OPERATOR_TUNING",
                         "MXNET_EXEC_BULK_EXEC_TRAIN", "MXNET_CUDNN_AUTOTUNE_DEFAULT",
                         "CUDA_VISIBLE_DEVICES", "MXNET_HOME", "FASHION_MNIST_ROOT")

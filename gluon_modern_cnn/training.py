@@ -303,7 +303,9 @@ def _forward_with_clear_shape_errors(net, X):
     try:
         return net(X)
     except mx.base.MXNetError as err:
-        if "shape" not in str(err).lower():
+        # A parameter whose shape was fixed by an earlier input: "Shape inconsistent, Provided =
+        # [120,256], inferred shape=(120,400)". Other errors (dtypes, operators) pass unchanged.
+        if "Shape inconsistent" not in str(err):
             raise
         raise ValueError(
             f"a batch of shape {tuple(X.shape)} does not fit the model: its parameters were "
