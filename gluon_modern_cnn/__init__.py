@@ -16,8 +16,10 @@ activate_np()
 __version__ = "0.1.0"
 
 # The chapter's blocks and models (sections 7.1 to 7.7, and the older edition's 5.12 ResNet).
-from .models import (BatchNorm, DenseBlock, HybridDenseBlock, HybridInception,  # noqa: E402
-                     HybridResidual, Inception, Residual, alexnet, batch_norm, conv_arch,
+from .models import (BatchNorm, DenseBlock, HybridBatchNorm, HybridDenseBlock,  # noqa: E402
+                     HybridInception, HybridResidual, Inception, ModeAwareHybridBlock,
+                     ModeAwareHybridSequential, Residual, alexnet, batch_norm, batch_norm_hybrid,
+                     conv_arch,
                      conv_block, densenet, gluonbook_resnet, googlenet, lenet_bn,
                      lenet_bn_scratch, lenet_with_batch_norm, nin, nin_block, resnet,
                      resnet_block, small_conv_arch, transition_block, vgg, vgg_block)

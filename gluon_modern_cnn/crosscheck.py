@@ -15,7 +15,7 @@ from mxnet import np
 
 from . import book
 from .models.alexnet import alexnet
-from .models.densenet import DenseBlock, densenet, transition_block
+from .models.densenet import DenseBlock, transition_block
 from .models.googlenet import googlenet
 from .models.nin import nin
 from .models.resnet import Residual, gluonbook_resnet, resnet

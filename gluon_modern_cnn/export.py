@@ -399,11 +399,65 @@ def _register_numpy_converters():
     for np_op, onnx_op in _REDUCTIONS.items():
         MXNetGraph.register(np_op)(_reduction_converter(legacy, np_op, onnx_op))
     MXNetGraph.register("_np_reshape")(_reshape_converter(legacy, "_np_reshape", {-1: -1}))
-    # npx.reshape codes: -1 infers a dimension, -2 copies the input's (ONNX: 0); the others
-    # (-3 to -6: drop, copy the rest, merge, split) have no single-Reshape equivalent.
-    MXNetGraph.register("_npx_reshape")(
-        _reshape_converter(legacy, "_npx_reshape", {-1: -1, -2: 0}))
+    MXNetGraph.register("_npx_reshape")(_npx_reshape_converter(legacy))
+    MXNetGraph.register("_np_dot")(_dot_converter(legacy))
     return MXNetGraph
+
+
+def _dot_converter(legacy) -> Callable:
+    # np.dot(a, b) equals ONNX MatMul whenever b has 1 or 2 dimensions, the only way the package's
+    # layers use it (ranks are not known here; a larger b would fail in onnxruntime's check).
+    def convert(node, **kwargs):
+        name, inputs, _ = legacy.get_inputs(node, kwargs)
+        return [legacy.onnx.helper.make_node("MatMul", inputs[:2], [name], name=name)]
+    return convert
+
+
+def _npx_reshape_converter(legacy) -> Callable:
+    """npx.reshape: codes -1 (infer) and -2 (copy the input's dimension) map onto one Reshape; with
+    -5 (merge two input dimensions) the target shape is computed from the input's shape in the
+    graph. The other codes (-3, -4, -6: drop, copy the rest, split) are not supported."""
+    positional = _reshape_converter(legacy, "_npx_reshape", {-1: -1, -2: 0})
+
+    def convert(node, **kwargs):
+        name, inputs, attrs = legacy.get_inputs(node, kwargs)
+        newshape = legacy.convert_string_to_list(attrs["newshape"])
+        if -5 not in newshape:
+            return positional(node, **kwargs)
+        if any(code in (-3, -4, -6) for code in newshape) or \
+                attrs.get("reverse", "False") in ("True", "1"):
+            raise NotImplementedError(f"ONNX export of _npx_reshape does not support "
+                                      f"newshape={attrs['newshape']} with reverse={attrs.get('reverse')}")
+        make_node = legacy.onnx.helper.make_node
+        nodes = [make_node("Shape", inputs[:1], [name + "_in_shape"], name=name + "_in_shape")]
+        pieces, axis = [], 0  # axis: the next input dimension the codes refer to
+
+        def input_dims(first: int, count: int) -> str:
+            piece = f"{name}_dims{len(pieces)}"
+            legacy.create_tensor([first], piece + "_start", kwargs["initializer"])
+            legacy.create_tensor([first + count], piece + "_end", kwargs["initializer"])
+            nodes.append(make_node("Slice", [name + "_in_shape", piece + "_start", piece + "_end"],
+                                   [piece], name=piece))
+            return piece
+
+        for code in newshape:
+            if code == -5:  # the product of the next two input dimensions
+                dims = input_dims(axis, 2)
+                piece = dims + "_product"
+                nodes.append(make_node("ReduceProd", [dims], [piece], name=piece, keepdims=1))
+                axis += 2
+            elif code == -2:
+                piece = input_dims(axis, 1)
+                axis += 1
+            else:  # a size, or -1 (inferred); each stands for one input dimension
+                piece = f"{name}_dims{len(pieces)}"
+                legacy.create_tensor([code], piece, kwargs["initializer"])
+                axis += 1
+            pieces.append(piece)
+        nodes.append(make_node("Concat", pieces, [name + "_shape"], name=name + "_shape", axis=0))
+        nodes.append(make_node("Reshape", [inputs[0], name + "_shape"], [name], name=name))
+        return nodes
+    return convert
 
 
 def _with_renamed_attrs(translate: Callable, np_op: str, renames: Dict[str, str]) -> Callable:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -75,15 +76,19 @@ def _describe(block: gluon.Block) -> str:
     return f"{name}({', '.join(n if k == 1 else f'{k} x {n}' for n, k in runs)})"
 
 
+def _stages(net: gluon.Block) -> List[gluon.Block]:
+    """The rows of a model's table: a sequential network's layers, else the network itself."""
+    if isinstance(net, (nn.Sequential, nn.HybridSequential)):
+        return list(net._children.values())
+    return [net]
+
+
 def summarize(net: gluon.Block, input_shape: Sequence[int]) -> StaticSummary:
     """Stage output shapes, per-layer costs and parameter counts of ``net`` for one example of
     ``input_shape`` (the batch dimension is set to 1), by :func:`flops.infer_shapes`."""
     shape = (1,) + tuple(int(d) for d in input_shape[1:])
     trace = flops.infer_shapes(net, shape)
-    children = list(net._children.values())
-    stages = tuple((_describe(child), trace.output_shape(child)) for child in children) \
-        if isinstance(net, (nn.Sequential, nn.HybridSequential)) \
-        else ((_describe(net), trace.output_shape(net)),)
+    stages = tuple((_describe(block), trace.output_shape(block)) for block in _stages(net))
     costs = flops.layer_costs(net, shape, trace=trace)
     layers = tuple(c for c in costs if c.kind != "add")
     extra = sum(c.flops for c in costs if c.kind == "add")
@@ -99,7 +104,14 @@ def summarize_model(name: str) -> StaticSummary:
     built = info.twin if not info.hybrid and info.twin else name
     with mx.name.NameManager():
         net = model_info(built).constructor()
-    return summarize(net, info.input_shape)
+    summary = summarize(net, info.input_shape)
+    if built == name:
+        return summary
+    # The twin has the book model's structure: show the book's own layer classes at its shapes.
+    with mx.name.NameManager():
+        book_stages = _stages(info.constructor())
+    return dataclasses.replace(summary, stages=tuple(
+        (_describe(block), shape) for block, (_, shape) in zip(book_stages, summary.stages)))
 
 
 def _int(n: int) -> str:

@@ -5,6 +5,7 @@ from mxnet import autograd, np
 
 import gluon_modern_cnn as gmc
 from gluon_modern_cnn import flops, model_docs, summary
+from gluon_modern_cnn.checkpoint import network_state
 from gluon_modern_cnn.models import GLUONCV_DIFFERENCES
 
 
@@ -40,8 +41,10 @@ def test_symbolic_summary_agrees_with_a_forward_pass(name):
         shapes = [shape for _, shape in summary.layer_shapes(net, X)]
     assert [shape for _, shape in static.stages] == shapes
     assert static.trainable_parameters == flops.count_parameters(net)
-    assert static.fixed_parameters == \
-        flops.count_parameters(net, trainable_only=False) - flops.count_parameters(net)
+    # Running statistics, whether Parameters (nn.BatchNorm, the twins) or the scratch
+    # BatchNorm's arrays: everything the package saves that is not trained.
+    saved = sum(int(a.size) for a in network_state(net).values())
+    assert static.fixed_parameters == saved - flops.count_parameters(net)
     assert static.flops == flops.count_flops(net, info.input_shape)
     assert [(c.name, c.output_shape, c.parameters, c.flops) for c in static.layers] == \
         [(c.name, c.output_shape, c.parameters, c.flops)

@@ -167,7 +167,7 @@ def test_accumulator_timer_accuracy_and_evaluation():
     assert training.evaluate_accuracy_gpu(net, data) == 0.5
 
 
-def test_the_books_cells_run_with_the_package_as_d2l(fashion_mnist_root):
+def test_the_books_cells_run_with_the_package_as_d2l(fashion_mnist_root, capsys):
     # Section 7.5's concise cells, verbatim apart from the data root and one short epoch.
     from mxnet.gluon import nn
     net = nn.Sequential()
@@ -182,4 +182,11 @@ def test_the_books_cells_run_with_the_package_as_d2l(fashion_mnist_root):
     assert d2l.try_gpu() == mx.cpu()
     X, y = next(iter(train_iter))
     assert X.shape == (256, 1, 28, 28) and X.dtype == onp.float32 and float(X.max()) <= 1.0
-    assert callable(d2l.train_ch6) and d2l.Accumulator and d2l.Animator
+    # The training cell, on the first 20 batches (a list, as any iterable of batches will do).
+    first_batches = [batch for _, batch in zip(range(20), train_iter)]
+    d2l.train_ch6(net, first_batches, first_batches[:4], num_epochs, lr, d2l.try_gpu())
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert re.fullmatch(r"loss \d\.\d{3}, train acc \d\.\d{3}, test acc \d\.\d{3}", printed[-2])
+    assert re.fullmatch(r"\d+\.\d examples/sec on cpu\(0\)", printed[-1])
+    train_acc = float(printed[-2].split("train acc ")[1].split(",")[0])
+    assert train_acc > 0.3  # chance is 0.1; LeNet with batch norm learns within 20 steps at lr 1

@@ -9,13 +9,16 @@ HybridBlocks.
 from __future__ import annotations
 
 from .alexnet import alexnet
-from .batchnorm import BatchNorm, batch_norm, lenet_bn, lenet_bn_scratch, lenet_with_batch_norm
+from .batchnorm import (BatchNorm, HybridBatchNorm, batch_norm, batch_norm_hybrid, lenet_bn,
+                        lenet_bn_scratch, lenet_with_batch_norm)
 from .densenet import (DenseBlock, HybridDenseBlock, conv_block, densenet, densenet_bc,
                        densenet_bc_cifar, densenet_bc_cifar_spec, densenet_spec, densenet_variant,
                        transition_block)
 from .googlenet import (HybridInception, Inception, InceptionBN, conv_bn_relu, googlenet,
                         inception_spec)
 from .nin import nin, nin_block
+from .stateful import (ModeAwareHybridBlock, ModeAwareHybridSequential, require_mode_aware,
+                       update_state)
 from .resnet import (HybridResidual, Residual, ResidualV1, ResidualV2, gluonbook_resnet, resnet,
                      resnet18_arch, resnet_block, resnet_spec, resnet_variant)
 from .vgg import conv_arch, small_conv_arch, vgg, vgg_block, vgg_spec, vgg_variant
@@ -28,6 +31,9 @@ __all__ = [
     "HybridInception", "Inception", "googlenet", "inception_spec", "nin", "nin_block",
     "HybridResidual", "Residual", "gluonbook_resnet", "resnet", "resnet18_arch", "resnet_block",
     "conv_arch", "small_conv_arch", "vgg", "vgg_block", "vgg_spec",
+    # hybridizable twins of the book's stateful layers
+    "batch_norm_hybrid", "HybridBatchNorm", "ModeAwareHybridBlock", "ModeAwareHybridSequential",
+    "require_mode_aware", "update_state",
     # the papers' variants (the chapter's exercises)
     "vgg_variant", "resnet_spec", "ResidualV1", "ResidualV2", "resnet_variant", "densenet_spec",
     "densenet_bc_cifar_spec", "densenet_bc", "densenet_variant", "densenet_bc_cifar",

@@ -2,18 +2,25 @@
 
 The math lives in the plain function :func:`batch_norm`; :class:`BatchNorm` only does the
 bookkeeping (parameters, moving statistics, device), as the book's design note recommends.
+
+Below the book's code, its hybridizable twin: :func:`batch_norm_hybrid` (the same math for
+``F`` = ndarray or symbol) and :class:`HybridBatchNorm`, whose moving statistics are Parameters
+kept up to date through :mod:`.stateful`, so that ``lenet_bn_scratch_hybrid`` can be hybridized.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
-from mxnet import autograd, init, np
+from mxnet import autograd, init, np, symbol
 from mxnet.gluon import nn
 
-from ..registry import register_book_model, register_model
+from ..registry import register_book_model
 from .common import check_positive_int, sequential
+from .stateful import ModeAwareHybridBlock, ModeAwareHybridSequential, require_mode_aware, \
+    update_state
 
-__all__ = ["batch_norm", "BatchNorm", "lenet_with_batch_norm", "lenet_bn_scratch", "lenet_bn"]
+__all__ = ["batch_norm", "BatchNorm", "lenet_with_batch_norm", "lenet_bn_scratch", "lenet_bn",
+           "batch_norm_hybrid", "HybridBatchNorm"]
 
 
 def batch_norm(X, gamma, beta, moving_mean, moving_var, eps, momentum):
@@ -103,9 +110,14 @@ class BatchNorm(nn.Block):
 
 
 def lenet_with_batch_norm(norm: Callable[[int, int], nn.Block], *, num_classes: int = 10,
-                          hybrid: bool = False) -> nn.Sequential:
-    """Section 7.5.4: LeNet with ``norm(num_features, num_dims)`` after every conv/dense layer."""
-    net = sequential(hybrid=hybrid)
+                          hybrid: bool = False,
+                          container: Optional[Callable[[], nn.Sequential]] = None) -> nn.Sequential:
+    """Section 7.5.4: LeNet with ``norm(num_features, num_dims)`` after every conv/dense layer.
+
+    ``container`` makes the empty network (default: ``nn.Sequential``, or
+    ``nn.HybridSequential`` when ``hybrid``).
+    """
+    net = container() if container is not None else sequential(hybrid=hybrid)
     net.add(nn.Conv2D(6, kernel_size=5),
             norm(6, 4),
             nn.Activation('sigmoid'),
@@ -124,15 +136,20 @@ def lenet_with_batch_norm(norm: Callable[[int, int], nn.Block], *, num_classes: 
     return net
 
 
-@register_model("lenet_bn_scratch", family="lenet", section="7.5", input_size=28,
-                book_settings="7.5")
-def lenet_bn_scratch(*, num_classes: int = 10, eps: float = 1e-12,
-                     momentum: float = 0.9) -> nn.Sequential:
-    """Section 7.5.4: LeNet with the from-scratch ``BatchNorm`` (an ``nn.Block``, not hybridizable)."""
+@register_book_model("lenet_bn_scratch", family="lenet", section="7.5", input_size=28,
+                     book_settings="7.5")
+def lenet_bn_scratch(*, num_classes: int = 10, eps: float = 1e-12, momentum: float = 0.9,
+                     hybrid: bool = False) -> nn.Sequential:
+    """Section 7.5.4: LeNet with the from-scratch batch norm.
+
+    The book's ``BatchNorm`` (an ``nn.Block``) by default; ``hybrid=True`` builds the twin with
+    :class:`HybridBatchNorm` in a :class:`ModeAwareHybridSequential`, which can be hybridized.
+    """
+    layer = HybridBatchNorm if hybrid else BatchNorm
     return lenet_with_batch_norm(
-        lambda num_features, num_dims: BatchNorm(num_features, num_dims=num_dims, eps=eps,
-                                                 momentum=momentum),
-        num_classes=num_classes)
+        lambda num_features, num_dims: layer(num_features, num_dims=num_dims, eps=eps,
+                                             momentum=momentum),
+        num_classes=num_classes, container=ModeAwareHybridSequential if hybrid else nn.Sequential)
 
 
 @register_book_model("lenet_bn", family="lenet", section="7.5", input_size=28,
@@ -141,3 +158,99 @@ def lenet_bn(*, num_classes: int = 10, hybrid: bool = False) -> nn.Sequential:
     """Section 7.5.5: LeNet with Gluon's ``nn.BatchNorm`` (the concise implementation)."""
     return lenet_with_batch_norm(lambda num_features, num_dims: nn.BatchNorm(),
                                  num_classes=num_classes, hybrid=hybrid)
+
+
+# ---------------------------------------------------------------------------------------------
+# The hybridizable twin of the book's layer
+# ---------------------------------------------------------------------------------------------
+
+def _channel_ops(F, X):
+    """View ``X`` as ``(N*C, H*W)`` and return it with a per-channel mean and broadcast for it.
+
+    Why not ``X.mean(axis=(0, 2, 3))`` and broadcasting arithmetic, as in the book: on the CPU,
+    MXNet 1.9 reduces over those axes with a generic kernel 5-10x slower than a matrix product
+    with a vector of ones, and the backward of every broadcasting ``-``, ``*``, ``/`` reduces the
+    same way (72% of the book's LeNet step). Here both directions are ``dot`` with ones, whose
+    backward is again a matrix product, and the arithmetic is between same-shape arrays.
+    """
+    flat = F.npx.reshape(X, (-5, -1))                   # (N*C, H*W); (N*C, 1) for 2-D input
+    # Ones shaped like a row and a column of `flat`, as graph constants (BlockGrad: no gradient
+    # into X). Legacy slice_axis: numpy slicing of a reshaped oneDNN-layout array fails in 1.9.
+    const = F.BlockGrad(flat.as_nd_ndarray())
+    ones_row = F.ones_like(F.slice_axis(const, axis=0, begin=0, end=1)).as_np_ndarray()  # (1, HW)
+    ones_col = F.ones_like(F.slice_axis(const, axis=1, begin=0, end=1)).as_np_ndarray()  # (NC, 1)
+    mean_col = ones_row.T / F.np.sum(ones_row)          # (H*W, 1) of 1 / (H*W)
+
+    def by_sample_and_channel(col):                     # (N*C, 1) -> (N, C)
+        return F.npx.reshape_like(col, X, lhs_begin=0, lhs_end=2, rhs_begin=0, rhs_end=2)
+    ones_nc = by_sample_and_channel(ones_col)
+
+    def channel_mean(Z):
+        """(N*C, H*W) -> (1, C): mean over samples and positions."""
+        return by_sample_and_channel(F.np.dot(Z, mean_col)).mean(axis=0, keepdims=True)
+
+    def per_channel(v):
+        """(1, C[, 1, 1]) -> (N*C, H*W), each channel's value repeated."""
+        return F.np.dot(F.npx.reshape(ones_nc * F.npx.reshape(v, (1, -1)), (-1, 1)), ones_row)
+
+    return flat, channel_mean, per_channel
+
+
+def batch_norm_hybrid(F, X, gamma, beta, moving_mean, moving_var, *, eps: float, momentum: float):
+    """Section 7.5.3's ``batch_norm`` for ``F`` = ``mxnet.ndarray`` or ``mxnet.symbol``.
+
+    The book's math and return value ``(Y, moving_mean, moving_var)``, for 2-D ``(N, C)`` and 4-D
+    ``(N, C, H, W)`` input (statistics per channel, axis 1); the moving statistics change only in
+    training mode. Hybridized, the ``if autograd.is_training()`` needs a
+    :class:`ModeAwareHybridBlock` around it (one graph per mode).
+    """
+    flat, channel_mean, per_channel = _channel_ops(F, X)
+    if not autograd.is_training():
+        X_hat = (flat - per_channel(moving_mean)) / per_channel(F.np.sqrt(moving_var + eps))
+    else:
+        mean = channel_mean(flat)
+        centered = flat - per_channel(mean)
+        var = channel_mean(F.np.square(centered))
+        X_hat = centered / per_channel(F.np.sqrt(var + eps))
+        # The statistics come out as (1, C); the moving ones keep gamma's shape.
+        mean = F.npx.reshape_like(mean, moving_mean)
+        var = F.npx.reshape_like(var, moving_var)
+        moving_mean = momentum * moving_mean + (1.0 - momentum) * mean
+        moving_var = momentum * moving_var + (1.0 - momentum) * var
+    Y = per_channel(gamma) * X_hat + per_channel(beta)
+    return F.npx.reshape_like(Y, X), moving_mean, moving_var
+
+
+class HybridBatchNorm(ModeAwareHybridBlock):
+    """Section 7.5.3's ``BatchNorm`` as a HybridBlock, its moving statistics as Parameters.
+
+    The same arguments, attribute names and parameter shapes as the book's layer, so a file that
+    :func:`gluon_modern_cnn.save_parameters` wrote from either loads into the other. The moving
+    statistics start at 0, as in the book, have ``grad_req='null'`` (no gradient, no optimizer
+    update) and are written by ``save_parameters``. Hybridized inside a network, the network's
+    outermost block must be a :class:`ModeAwareHybridBlock` (e.g. ``ModeAwareHybridSequential``).
+    """
+
+    def __init__(self, num_features: int, num_dims: int, *, eps: float = 1e-12,
+                 momentum: float = 0.9, **kwargs):
+        super().__init__(**kwargs)
+        shape = _stat_shape(num_features, num_dims)
+        self.eps, self.momentum = eps, momentum
+        self.gamma = self.params.get('gamma', shape=shape, init=init.One())
+        self.beta = self.params.get('beta', shape=shape, init=init.Zero())
+        self.moving_mean = self.params.get('moving_mean', shape=shape, init=init.Zero(),
+                                           grad_req='null', differentiable=False)
+        self.moving_var = self.params.get('moving_var', shape=shape, init=init.Zero(),
+                                          grad_req='null', differentiable=False)
+
+    def hybrid_forward(self, F, X, gamma, beta, moving_mean, moving_var):
+        require_mode_aware(F, self)
+        if F is not symbol and X.ndim < 2:
+            raise ValueError(f"{self.name} normalizes axis 1 of (batch, channels, ...) input; got "
+                             f"shape {X.shape}: give it a batch axis (X.reshape(1, -1))")
+        Y, new_mean, new_var = batch_norm_hybrid(F, X, gamma, beta, moving_mean, moving_var,
+                                                 eps=self.eps, momentum=self.momentum)
+        if autograd.is_training():
+            update_state(F, self.moving_mean, new_mean)
+            update_state(F, self.moving_var, new_var)
+        return Y

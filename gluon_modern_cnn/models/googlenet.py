@@ -9,7 +9,7 @@ convolution biases, ceil-mode pooling, dropout before the output layer), so none
 """
 from __future__ import annotations
 
-from mxnet import np, npx
+from mxnet import np
 from mxnet.gluon import nn
 
 from ..registry import register_book_model, register_variant

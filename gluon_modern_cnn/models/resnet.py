@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Sequence, Tuple
 
-from mxnet import np, npx
+from mxnet import npx
 from mxnet.gluon import nn
 
 from ..registry import register_book_model, register_variant
