@@ -47,9 +47,13 @@ def _train_step(net, shape):
 
 
 def _biases_before_batch_norm(net):
+    """Biases of layers a batch norm directly follows, in sequential containers (elsewhere, such
+    as in a residual block, the order of the children is not the order of the computation)."""
     batch_norms = (nn.BatchNorm, BatchNorm, HybridBatchNorm)
     names = set()
     for block in _all_blocks(net):
+        if not isinstance(block, (nn.Sequential, nn.HybridSequential)):
+            continue
         children = list(block._children.values())
         for layer, following in zip(children, children[1:]):
             if isinstance(following, batch_norms) and getattr(layer, "bias", None) is not None:
