@@ -23,8 +23,9 @@ from .models import (BatchNorm, DenseBlock, HybridBatchNorm, HybridDenseBlock,  
                      conv_block, densenet, gluonbook_resnet, googlenet, lenet_bn,
                      lenet_bn_scratch, lenet_with_batch_norm, nin, nin_block, resnet,
                      resnet_block, small_conv_arch, transition_block, vgg, vgg_block)
-from .registry import (InputSizeError, ModelInfo, get_model, list_models,  # noqa: E402
-                       model_info, register_book_model, register_model)
+# The model registry (models/_registry.py; `gluon_modern_cnn.registry` re-exports it too).
+from .models import (InputSizeError, ModelInfo, get_model, list_models,  # noqa: E402
+                     model_info, register_book_model, register_model)
 
 # The d2l helpers the chapter's cells call (devices, data, training, plotting).
 from .checkpoint import load_parameters, save_parameters  # noqa: E402

@@ -12,23 +12,20 @@ Conventions (those of the chapter's exercises on computational cost and of most 
   element and operation (the shortcut addition, the ReLUs the book's block applies itself);
 * a training step costs three forward passes (the backward pass is about twice the forward).
 
-The shapes come from one pass over the network with forward hooks on every block: symbolic for a
-``HybridBlock`` (MXNet's shape inference; no parameter is allocated, so VGG-19's 144 million
-values cost nothing), on one example of zeros in prediction mode for the book's ``nn.Block``
-models.
+The shapes come from the models' shape engine (:func:`gluon_modern_cnn.models.infer_shapes`,
+re-exported here): one pass over the network with forward hooks on every block, symbolic for a
+``HybridBlock`` (no parameter is allocated, so VGG-19's 144 million values cost nothing), on one
+example of zeros in prediction mode for the book's ``nn.Block`` models.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Iterator, List, Sequence, Tuple
 
-import mxnet as mx
 from mxnet import gluon
 from mxnet.gluon import nn
 
-from ._compat import mxnet_error_summary
+from .models._shapes import Shape, ShapeTrace, all_blocks, infer_shapes
 
 __all__ = ["Shape", "ShapeTrace", "infer_shapes", "all_blocks", "LayerCost", "leaf_layers", "layer_flops",
            "layer_parameters", "block_extra_flops", "layer_costs", "count_flops",
@@ -36,8 +33,6 @@ __all__ = ["Shape", "ShapeTrace", "infer_shapes", "all_blocks", "LayerCost", "le
 
 #: FLOPs of a training step relative to a forward pass (forward + backward of about twice its cost).
 TRAINING_FACTOR = 3
-
-Shape = Tuple[int, ...]
 
 
 def _numel(shape: Sequence[int]) -> int:
@@ -49,105 +44,6 @@ def _numel(shape: Sequence[int]) -> int:
 
 def _per_example(shape: Sequence[int]) -> int:
     return _numel(shape[1:])
-
-
-def all_blocks(block: gluon.Block) -> Iterator[gluon.Block]:
-    """``block`` and all its descendants, depth first in registration order."""
-    yield block
-    for child in block._children.values():
-        yield from all_blocks(child)
-
-
-# ---------------------------------------------------------------------------------------------
-# Shapes
-# ---------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ShapeTrace:
-    """Input and output shapes of the blocks a network ran for one input shape, by ``id(block)``,
-    in the order the blocks were first called."""
-
-    shapes: Dict[int, Tuple[Shape, Shape]]
-
-    def input_shape(self, block: gluon.Block) -> Shape:
-        return self.shapes[id(block)][0]
-
-    def output_shape(self, block: gluon.Block) -> Shape:
-        return self.shapes[id(block)][1]
-
-    def ran(self, block: gluon.Block) -> bool:
-        return id(block) in self.shapes
-
-
-def infer_shapes(net: gluon.Block, input_shape: Sequence[int]) -> ShapeTrace:
-    """Every block's input and output shape for an input of ``input_shape``; deferred parameter
-    shapes are filled in on the way.
-
-    A ``HybridBlock`` runs symbolically and allocates nothing; numpy semantics may be on (the
-    package's models) or off (legacy models such as gluoncv's, inside ``legacy_mode()``). Any
-    other block (the book's ``nn.Block`` models) runs once on zeros in prediction mode,
-    initialized if it is not. Raises ``ValueError`` when the input does not fit the network.
-    """
-    shape = tuple(int(d) for d in input_shape)
-    symbolic = isinstance(net, gluon.HybridBlock)
-    np_mode = mx.util.is_np_array()
-    records: List[Tuple[gluon.Block, object, object]] = []
-
-    def hook(block, inputs, output):
-        # In an imperative pass, deferred initialization first traces layers symbolically: keep
-        # only the real calls.
-        if symbolic or isinstance(output, (mx.np.ndarray, mx.nd.NDArray)):
-            records.append((block, inputs[0], output))
-
-    handles = [b.register_forward_hook(hook) for b in all_blocks(net)]
-    try:
-        if symbolic:
-            data = mx.sym.var("data")
-            net(data.as_np_ndarray() if np_mode else data)
-        else:
-            _forward_zeros(net, shape)
-    except mx.base.MXNetError as err:
-        raise ValueError(f"an input of shape {shape} does not fit {type(net).__name__}: "
-                         f"{mxnet_error_summary(err)}") from None
-    finally:
-        for handle in handles:
-            handle.detach()
-    if not symbolic:
-        return _trace(records, [(tuple(x.shape), tuple(y.shape)) for _, x, y in records])
-    symbols = [s.as_nd_ndarray() if np_mode else s for _, x, y in records for s in (x, y)]
-    group = mx.sym.Group(symbols)
-    try:
-        # infer_shape prints its arguments to stdout when it fails; keep that quiet.
-        with contextlib.redirect_stdout(io.StringIO()):
-            arg_shapes, out_shapes, aux_shapes = group.infer_shape(data=shape)
-    except mx.base.MXNetError as err:
-        raise ValueError(f"an input of shape {shape} does not fit {type(net).__name__}: "
-                         f"{mxnet_error_summary(err)}") from None
-    if any(d <= 0 for out in out_shapes for d in out):
-        raise ValueError(f"an input of shape {shape} is too small for {type(net).__name__}: a "
-                         f"layer's output would be empty")
-    known = dict(zip(group.list_arguments(), arg_shapes))
-    known.update(zip(group.list_auxiliary_states(), aux_shapes))
-    for p in net.collect_params().values():
-        if p.name in known:
-            p.shape = tuple(known[p.name])
-    return _trace(records, [(tuple(out_shapes[2 * i]), tuple(out_shapes[2 * i + 1]))
-                            for i in range(len(records))])
-
-
-def _trace(records, shapes) -> ShapeTrace:
-    first_calls: Dict[int, Tuple[Shape, Shape]] = {}  # dicts keep insertion (call) order
-    for (block, _, _), pair in zip(records, shapes):
-        first_calls.setdefault(id(block), pair)
-    return ShapeTrace(first_calls)
-
-
-def _forward_zeros(net: gluon.Block, shape: Shape) -> None:
-    if any(p._data is None and not p._deferred_init for p in net.collect_params().values()):
-        net.initialize()
-    zeros = mx.np.zeros(shape) if mx.util.is_np_array() else mx.nd.zeros(shape)
-    with mx.autograd.predict_mode():
-        net(zeros)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,9 +5,16 @@ variants (the chapter's exercises) from its spec table, each twice: ``<name>`` i
 configuration (1 input channel, 10 classes, the input size the book uses for the family) and
 ``<name>_imagenet`` in ImageNet's (3 channels, 1000 classes, 224x224). All variants are
 HybridBlocks.
+
+The registry (:func:`get_model`, :func:`list_models`, :func:`model_info`) and the shape engine
+(:func:`infer_shapes`) live here too; nothing in ``models`` imports the package's training, data,
+tools or command line.
 """
 from __future__ import annotations
 
+from ._registry import (IMAGENET, InputSizeError, ModelInfo, get_model, list_models, model_info,
+                        register_book_model, register_model, register_variant)
+from ._shapes import ShapeTrace, SymbolicGraph, all_blocks, infer_shapes
 from .alexnet import alexnet
 from .batchnorm import (BatchNorm, HybridBatchNorm, batch_norm, batch_norm_hybrid, lenet_bn,
                         lenet_bn_scratch, lenet_with_batch_norm)
@@ -25,6 +32,10 @@ from .vgg import conv_arch, small_conv_arch, vgg, vgg_block, vgg_spec, vgg_varia
 from .zoo_differences import GLUONCV_DIFFERENCES, ZooDifference, gluoncv_options
 
 __all__ = [
+    # the registry and the shape engine
+    "ModelInfo", "InputSizeError", "IMAGENET", "get_model", "list_models", "model_info",
+    "register_model", "register_book_model", "register_variant",
+    "ShapeTrace", "SymbolicGraph", "all_blocks", "infer_shapes",
     # the book's blocks and models
     "alexnet", "BatchNorm", "batch_norm", "lenet_bn", "lenet_bn_scratch", "lenet_with_batch_norm",
     "DenseBlock", "HybridDenseBlock", "conv_block", "densenet", "transition_block",

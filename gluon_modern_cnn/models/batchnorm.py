@@ -14,7 +14,7 @@ from typing import Callable, Optional
 from mxnet import autograd, init, np, symbol
 from mxnet.gluon import nn
 
-from ..registry import register_book_model
+from ._registry import register_book_model
 from .common import check_positive_int, sequential
 from .stateful import ModeAwareHybridBlock, ModeAwareHybridSequential, require_mode_aware, \
     update_state

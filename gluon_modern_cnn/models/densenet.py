@@ -20,7 +20,7 @@ from typing import Dict, Optional, Sequence, Tuple
 from mxnet import np
 from mxnet.gluon import nn
 
-from ..registry import register_book_model, register_model, register_variant
+from ._registry import register_book_model, register_model, register_variant
 from .common import check_positive_int, sequential
 
 __all__ = ["conv_block", "DenseBlock", "HybridDenseBlock", "transition_block", "densenet",

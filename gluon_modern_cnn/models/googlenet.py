@@ -12,7 +12,7 @@ from __future__ import annotations
 from mxnet import np
 from mxnet.gluon import nn
 
-from ..registry import register_book_model, register_variant
+from ._registry import register_book_model, register_variant
 from .common import sequential
 
 __all__ = ["Inception", "HybridInception", "googlenet", "inception_spec", "conv_bn_relu",

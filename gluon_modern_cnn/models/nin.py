@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from mxnet.gluon import nn
 
-from ..registry import register_book_model
+from ._registry import register_book_model
 from .common import sequential
 
 __all__ = ["nin_block", "nin"]

@@ -27,7 +27,7 @@ from typing import Dict, List, Sequence, Tuple
 from mxnet import npx
 from mxnet.gluon import nn
 
-from ..registry import register_book_model, register_variant
+from ._registry import register_book_model, register_variant
 from .common import sequential
 
 __all__ = ["Residual", "HybridResidual", "resnet_block", "resnet", "resnet18_arch",

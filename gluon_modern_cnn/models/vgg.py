@@ -11,7 +11,7 @@ from typing import Sequence, Tuple
 
 from mxnet.gluon import nn
 
-from ..registry import register_book_model, register_variant
+from ._registry import register_book_model, register_variant
 from .common import check_conv_arch, check_positive_int, sequential
 
 __all__ = ["vgg_block", "vgg", "conv_arch", "small_conv_arch", "vgg_spec", "vgg_variant"]

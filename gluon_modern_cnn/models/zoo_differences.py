@@ -8,7 +8,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Any, Dict, NamedTuple, Tuple
 
-from ..registry import model_info
+from ._registry import model_info
 
 __all__ = ["ZooDifference", "GLUONCV_DIFFERENCES", "gluoncv_options"]
 
