@@ -329,7 +329,7 @@ def _run_export(args) -> int:
     info = model_info(name)
     if not info.hybrid:
         print(f"{name} is the book's nn.Block version; exporting its hybridizable twin "
-              f"{info.twin} (same parameters)", file=sys.stderr)
+              f"{info.hybrid_model} (same parameters)", file=sys.stderr)
     size = resize or 28  # Fashion-MNIST's own size when the model trains without a resize
     shape = (1, info.in_channels, size, size)
     try:

@@ -115,7 +115,7 @@ def resolve_settings(model: str, *, lr=None, num_epochs=None, batch_size=None, r
                          f"128)")
     if hybridize and not info.hybrid:
         raise ValueError(f"{model} is the book's nn.Block version and cannot be hybridized; use "
-                         f"its twin {info.twin!r}" if info.twin else
+                         f"its twin {info.hybrid_model!r}" if info.hybrid_model else
                          f"{model} cannot be hybridized")
     settings = RunSettings(
         model=model,

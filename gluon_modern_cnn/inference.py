@@ -33,7 +33,7 @@ def trained_resize(model: str, params: Union[str, Path]) -> Optional[int]:
     try:
         saved = json.loads((Path(params).parent / OUTPUT_FILES["settings"]).read_text())
         run = saved["settings"]
-        if run["model"] in (model, info.twin):
+        if run["model"] in (info.book_model, info.hybrid_model):
             return run["resize"]
     except (OSError, ValueError, KeyError, TypeError):
         pass  # not a run folder of this model: the book's resize
@@ -50,10 +50,10 @@ def load_trained(model: str, params: Union[str, Path], *, resize: Optional[int] 
     """
     info = model_info(model)
     if hybrid and not info.hybrid:
-        if info.twin is None:
+        if info.hybrid_model is None:
             raise ValueError(f"{model} is an nn.Block (its forward is Python code) without a "
                              f"hybridizable twin, so it has no graph to export")
-        model, info = info.twin, model_info(info.twin)
+        model, info = info.hybrid_model, model_info(info.hybrid_model)
     resize = trained_resize(model, params) if resize is None else resize
     check_input_size(model, resize)
     device = device or try_gpu()

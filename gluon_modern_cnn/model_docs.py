@@ -101,7 +101,7 @@ def summarize_model(name: str) -> StaticSummary:
     """:func:`summarize` for the registered model ``name`` at its input size (a book ``nn.Block``
     model through its hybrid twin, where it has one)."""
     info = model_info(name)
-    built = info.twin if not info.hybrid and info.twin else name
+    built = info.hybrid_model or name
     with mx.name.NameManager():
         net = model_info(built).constructor()
     summary = summarize(net, info.input_shape)
@@ -170,8 +170,8 @@ def render_page(names: Optional[Sequence[str]] = None) -> str:
     out += ["", "## Models", ""]
     for name in names:
         info, s = model_info(name), summaries[name]
-        twin = "" if info.hybrid or not info.twin else \
-            f" (shapes from its twin `{info.twin}`, the same architecture)"
+        twin = "" if info.hybrid_model in (None, name) else \
+            f" (shapes from its twin `{info.hybrid_model}`, the same architecture)"
         out += [f"### {name}", "",
                 f"{_markdown(info.description)}. Section or paper: {info.section}. Input "
                 f"{_shape(info.input_shape)}{twin}; {_int(s.trainable_parameters)} parameters "

@@ -59,7 +59,7 @@ def reproduce(section_key: str, *, models: Optional[Sequence[str]] = None,
         trained = ", ".join(r.model for r in sec.trainings) or "none"
         raise ValueError(f"section {section_key} trains {trained}; nothing matches {models}")
     out = Path(out)
-    names = [model_info(r.model).twin if hybridize else r.model for r in runs]
+    names = [model_info(r.model).hybrid_model if hybridize else r.model for r in runs]
     if (out / "results.json").exists() and not overwrite:
         raise FileExistsError(f"{out} already holds reproduction results; choose another --out "
                               f"folder or pass --overwrite to replace them")

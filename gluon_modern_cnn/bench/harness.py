@@ -102,7 +102,7 @@ class BenchConfig:
         if self.static_shape and not self.static_alloc:
             raise ValueError("static_shape=True requires static_alloc=True (an MXNet rule)")
         if self.hybridize and not info.hybrid:
-            twin = f"; its hybridizable twin is {info.twin!r}" if info.twin else ""
+            twin = f"; its hybridizable twin is {info.hybrid_model!r}" if info.hybrid_model else ""
             raise ValueError(f"{self.model!r} is the book's nn.Block code and cannot be "
                              f"hybridized{twin}")
         if self.data == "real" and info.in_channels != 1:
@@ -146,9 +146,7 @@ def book_config(model: str, **overrides) -> BenchConfig:
     """The book's code as written: the ``nn.Block`` model run imperatively, fed by the book's
     per-sample data pipeline (``overrides`` change any other setting)."""
     from ..registry import model_info
-    info = model_info(model)
-    book_model = info.twin if info.hybrid and info.twin else model
-    settings = dict(model=book_model, label="book", data="real", loader="book")
+    settings = dict(model=model_info(model).book_model, label="book", data="real", loader="book")
     return BenchConfig(**{**settings, **overrides})
 
 
@@ -157,8 +155,7 @@ def fast_config(model: str, **overrides) -> BenchConfig:
     ``static_alloc`` and ``static_shape``, fed by the batch-vectorised loader with prefetch.
     A model without a hybridizable twin keeps its own code and gets the fast loader only."""
     from ..registry import model_info
-    info = model_info(model)
-    fast_model = model if info.hybrid else (info.twin or model)
+    fast_model = model_info(model).hybrid_model or model
     hybrid = model_info(fast_model).hybrid
     settings = dict(model=fast_model, label="fast", data="real", loader="fast", hybridize=hybrid,
                     static_alloc=hybrid, static_shape=hybrid)

@@ -99,8 +99,7 @@ def _ratio(a: Dict[str, Any], key_a: str, b: Dict[str, Any], key_b: str) -> floa
 
 def _book_name(model: str) -> str:
     from ..registry import model_info
-    info = model_info(model)
-    return info.twin if info.hybrid and info.twin else model
+    return model_info(model).book_model
 
 
 def select_run(records: Sequence[Dict[str, Any]], run_id: Optional[str] = None
