@@ -76,8 +76,8 @@ def leaf_layers(block: gluon.Block, prefix: str = "") -> Iterator[Tuple[str, glu
 
 
 def _is_batch_norm(layer: gluon.Block) -> bool:
-    from .models.batchnorm import BatchNorm
-    return isinstance(layer, (nn.BatchNorm, BatchNorm)) or hasattr(layer, "moving_mean")
+    # Gluon's layer, or one with the book's moving statistics (section 7.5's BatchNorm and its twin).
+    return isinstance(layer, nn.BatchNorm) or hasattr(layer, "moving_mean")
 
 
 def layer_flops(layer: gluon.Block, in_shape: Shape, out_shape: Shape) -> int:
@@ -102,14 +102,13 @@ def layer_flops(layer: gluon.Block, in_shape: Shape, out_shape: Shape) -> int:
 
 
 def block_extra_flops(block: gluon.Block, out_shape: Shape) -> int:
-    """Arithmetic a custom block does in its own forward rather than in a layer, per example:
+    """Arithmetic a custom block does in its own forward rather than in a layer, per example.
+
+    A block declares it as ``extra_flops_per_output`` (FLOPs per output element; 0 when absent):
     the book's residual block applies ReLU after ``bn1``, adds the shortcut and applies ReLU
-    again (3 per output element); the paper's v1 block adds and applies ReLU (2); the
-    pre-activation block only adds (1)."""
-    from .models.resnet import Residual, ResidualV1, ResidualV2
-    operations = (3 if isinstance(block, Residual) else 2 if isinstance(block, ResidualV1)
-                  else 1 if isinstance(block, ResidualV2) else 0)
-    return operations * _per_example(out_shape)
+    again (3); the paper's v1 block adds and applies ReLU (2); the pre-activation block only
+    adds (1)."""
+    return getattr(block, "extra_flops_per_output", 0) * _per_example(out_shape)
 
 
 def layer_parameters(layer: gluon.Block) -> int:

@@ -35,7 +35,18 @@ __all__ = ["Residual", "HybridResidual", "resnet_block", "resnet", "resnet18_arc
 
 
 class Residual(nn.Block):  #@save
-    """Section 7.6.2: the residual block (two 3x3 convolutions, optional 1x1 shortcut)."""
+    """Section 7.6.2: the residual block (two 3x3 convolutions, optional 1x1 shortcut).
+
+    Args:
+        num_channels: output channels of both convolutions (and of the shortcut's).
+        use_1x1conv: transform the shortcut with a 1x1 convolution (needed when the channels or
+            the size change).
+        strides: stride of the first convolution and of the shortcut's (2 halves the size).
+    """
+    # FLOPs per output element of the block's own forward, outside its layers (the FLOP counter,
+    # flops.block_extra_flops, asks for it): ReLU after bn1, the shortcut addition, the last ReLU.
+    extra_flops_per_output = 3
+
     def __init__(self, num_channels, use_1x1conv=False, strides=1, **kwargs):
         super().__init__(**kwargs)
         self.conv1 = nn.Conv2D(num_channels, kernel_size=3, padding=1,
@@ -170,7 +181,15 @@ class ResidualV1(nn.HybridBlock):
     and deeper, downsampling in its first 1x1 convolution as the paper's released models do.
     Convolutions have no biases (``bottleneck_bias=True`` gives the 1x1 convolutions of the
     bottleneck branch biases, as gluoncv does).
+
+    Args:
+        num_channels: output channels of the block.
+        use_1x1conv: a projection shortcut instead of the identity.
+        strides: stride of the block's downsampling convolution and of the projection.
+        bottleneck: the 1x1-3x3-1x1 block (width ``num_channels // 4``) instead of two 3x3.
+        bottleneck_bias: biases in the bottleneck's 1x1 convolutions (gluoncv's v1).
     """
+    extra_flops_per_output = 2  # the shortcut addition and the last ReLU
 
     def __init__(self, num_channels: int, use_1x1conv: bool = False, strides: int = 1, *,
                  bottleneck: bool = False, bottleneck_bias: bool = False, **kwargs):
@@ -203,7 +222,15 @@ class ResidualV2(nn.HybridBlock):
     the identity shortcut the input itself. ``preact=False`` leaves out the first batch
     normalization and ReLU, for the first block after the stem, whose activation the stem already
     applies (the paper's appendix). A bottleneck block downsamples in its 3x3 convolution.
+
+    Args:
+        num_channels: output channels of the block.
+        use_1x1conv: a projection shortcut instead of the identity.
+        strides: stride of the block's downsampling convolution and of the projection.
+        bottleneck: the 1x1-3x3-1x1 block (width ``num_channels // 4``) instead of two 3x3.
+        preact: start with batch normalization and ReLU (``False`` for the first block).
     """
+    extra_flops_per_output = 1  # the shortcut addition
 
     def __init__(self, num_channels: int, use_1x1conv: bool = False, strides: int = 1, *,
                  bottleneck: bool = False, preact: bool = True, **kwargs):
