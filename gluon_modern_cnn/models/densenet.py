@@ -64,9 +64,19 @@ class DenseBlock(nn.Block):
 
 
 class HybridDenseBlock(nn.HybridBlock):
-    """The dense block as a HybridBlock, with the book's structure (``net`` of conv blocks).
+    """The dense block as a HybridBlock, with the book's structure (``net`` of conv blocks) and
+    forward (each block's input concatenated with its output).
 
-    ``bottleneck_channels`` and ``use_bias`` go to every :func:`conv_block`.
+    A HybridBlock of its own rather than a subclass of :class:`DenseBlock` (as ``HybridResidual``
+    and ``HybridInception`` are of theirs): the book's ``__init__`` puts an ``nn.Sequential`` in
+    ``net``, which Gluon refuses as the child of a HybridBlock, and builds no bottleneck layers.
+
+    Args:
+        num_convs: number of conv blocks.
+        num_channels: output channels of each conv block (the growth rate).
+        bottleneck_channels: channels of a bottleneck layer before each conv block (DenseNet-B),
+            ``None`` for none; goes to every :func:`conv_block`.
+        use_bias: biases in the convolutions (the papers' have none).
     """
     def __init__(self, num_convs, num_channels, *, bottleneck_channels: Optional[int] = None,
                  use_bias: bool = True, **kwargs):

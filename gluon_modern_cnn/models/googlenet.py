@@ -75,13 +75,23 @@ def _conv_relu(channels: int, **kwargs) -> nn.Conv2D:
     return nn.Conv2D(channels, activation='relu', **kwargs)
 
 
-class InceptionBN(HybridInception):
-    """Exercise 1 of section 7.4: the book's Inception block (its four paths and forward) with a
-    batch normalization after each convolution, each built by :func:`conv_bn_relu`."""
+class InceptionBN(nn.HybridBlock):
+    """Exercise 1 of section 7.4: the book's Inception block (its four paths, their names and
+    its forward) with a batch normalization after each convolution, each built by
+    :func:`conv_bn_relu`.
+
+    A HybridBlock of its own rather than a subclass of :class:`Inception`, whose ``__init__``
+    builds ReLU convolutions; the forward is :class:`HybridInception`'s.
+
+    Args:
+        c1: output channels of path 1 (1x1 convolution).
+        c2: ``(c2_1, c2_2)``, output channels of path 2 (1x1, then 3x3 convolution).
+        c3: ``(c3_1, c3_2)``, output channels of path 3 (1x1, then 5x5 convolution).
+        c4: output channels of path 4 (3x3 max pooling, then 1x1 convolution).
+    """
 
     def __init__(self, c1, c2, c3, c4, **kwargs):
-        # Skip Inception.__init__, which builds the paths from ReLU convolutions.
-        super(Inception, self).__init__(**kwargs)
+        super().__init__(**kwargs)
         self.p1_1 = conv_bn_relu(c1, kernel_size=1)
         self.p2_1 = conv_bn_relu(c2[0], kernel_size=1)
         self.p2_2 = conv_bn_relu(c2[1], kernel_size=3, padding=1)
@@ -89,6 +99,8 @@ class InceptionBN(HybridInception):
         self.p3_2 = conv_bn_relu(c3[1], kernel_size=5, padding=2)
         self.p4_1 = nn.MaxPool2D(pool_size=3, strides=1, padding=1)
         self.p4_2 = conv_bn_relu(c4, kernel_size=1)
+
+    hybrid_forward = HybridInception.hybrid_forward
 
 
 #: Section 7.4.2: the (c1, c2, c3, c4) of the Inception blocks of modules b3, b4 and b5.
