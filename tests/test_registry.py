@@ -113,3 +113,15 @@ def test_registry_module_is_a_documented_re_export():
     for name in registry.__all__:
         assert getattr(registry, name) is getattr(_registry, name)
     assert "models/_registry.py" in registry.__doc__
+
+
+def test_public_builders_and_classes_document_their_arguments():
+    # timm's and torchvision's convention: an `Args:` section beside the book-section provenance.
+    import inspect
+    from gluon_modern_cnn import models
+    objects = {name: getattr(models, name) for name in models.__all__}
+    public = {name: obj for name, obj in objects.items()
+              if inspect.isfunction(obj) or (inspect.isclass(obj)
+                                             and not issubclass(obj, Exception))}
+    assert "ResidualV1" in public and "get_model" in public
+    assert [name for name, obj in public.items() if "Args:" not in (obj.__doc__ or "")] == []

@@ -118,6 +118,13 @@ def register_model(name: str, *, family: str, section: str, input_size: int, in_
 
     ``kwargs`` are passed to the constructor on every call (callers may override them), so one
     builder function serves several names, for example once per row of a spec table.
+
+    Args:
+        name: the registered name; duplicates are refused.
+        family, section, input_size, in_channels, num_classes, hybrid, twin, book_settings,
+            description: the :class:`ModelInfo` fields (``description`` defaults to the builder
+            docstring's first line).
+        kwargs: keyword arguments passed to the builder on every call.
     """
     def decorator(builder: Callable) -> Callable:
         if name in _REGISTRY:
@@ -139,6 +146,11 @@ def register_book_model(name: str, *, kwargs: Optional[Mapping[str, Any]] = None
 
     The builder must take a keyword ``hybrid``: ``False`` builds the book's code as written,
     ``True`` the same architecture from HybridBlocks.
+
+    Args:
+        name: the book model's name; the twin is ``name + '_hybrid'``.
+        kwargs: keyword arguments passed to the builder on every call.
+        **metadata: the other :func:`register_model` arguments.
     """
     def decorator(builder: Callable) -> Callable:
         register_model(name, twin=f"{name}_hybrid", kwargs=kwargs, **metadata)(builder)
@@ -157,7 +169,15 @@ def register_variant(name: str, builder: Callable, *, family: str, section: str,
                      book_settings: Optional[str] = None, chapter: bool = True) -> None:
     """Register a paper's variant (a HybridBlock) in both configurations: ``name`` is the
     chapter's (1 channel, 10 classes, ``input_size``; skipped with ``chapter=False``) and
-    ``name_imagenet`` ImageNet's (3 channels, 1000 classes, 224x224)."""
+    ``name_imagenet`` ImageNet's (3 channels, 1000 classes, 224x224).
+
+    Args:
+        name: the chapter configuration's name (``name_imagenet``: ImageNet's).
+        builder: the variant's builder, taking ``num_classes``.
+        family, section, input_size, description, book_settings: as :func:`register_model`'s.
+        kwargs: keyword arguments passed to the builder on every call.
+        chapter: also register the chapter's configuration.
+    """
     common = dict(family=family, section=section, hybrid=True)
     if chapter:
         register_model(name, input_size=input_size, in_channels=1, num_classes=10,
@@ -169,12 +189,20 @@ def register_variant(name: str, builder: Callable, *, family: str, section: str,
 
 
 def list_models(pattern: str = "*") -> List[str]:
-    """Names of the registered models matching a shell-style ``pattern``, sorted."""
+    """Names of the registered models matching a shell-style ``pattern``, sorted.
+
+    Args:
+        pattern: shell-style pattern (``'resnet*'``).
+    """
     return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
 
 
 def model_info(name: str) -> ModelInfo:
-    """The :class:`ModelInfo` of a registered model; unknown names raise ``ValueError``."""
+    """The :class:`ModelInfo` of a registered model; unknown names raise ``ValueError``.
+
+    Args:
+        name: a registered name.
+    """
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -190,6 +218,11 @@ def get_model(name: str, *, check_input_size: bool = True, **kwargs):
     The returned network checks the size of its input on every call and raises
     :class:`InputSizeError` naming the minimum size when the images are too small for it (switch off
     with ``check_input_size=False``).
+
+    Args:
+        name: a registered name (:func:`list_models`).
+        check_input_size: add the input-size check.
+        **kwargs: override the builder's arguments (``num_classes=42``, ...).
     """
     info = model_info(name)
     net = info.constructor(**kwargs)

@@ -24,7 +24,11 @@ Shape = Tuple[int, ...]
 
 
 def all_blocks(block: gluon.Block) -> Iterator[gluon.Block]:
-    """``block`` and all its descendants, depth first in registration order."""
+    """``block`` and all its descendants, depth first in registration order.
+
+    Args:
+        block: the root block.
+    """
     yield block
     for child in block._children.values():
         yield from all_blocks(child)

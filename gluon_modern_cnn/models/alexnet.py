@@ -12,7 +12,13 @@ __all__ = ["alexnet"]
 @register_book_model("alexnet", family="alexnet", section="7.1", input_size=224,
                      book_settings="7.1")
 def alexnet(*, num_classes: int = 10, hybrid: bool = False) -> nn.Sequential:
-    """AlexNet as streamlined in section 7.1 (one GPU, Fashion-MNIST upsampled to 224x224)."""
+    """AlexNet as streamlined in section 7.1 (one GPU, Fashion-MNIST upsampled to 224x224).
+
+    Args:
+        num_classes: width of the output layer (10: Fashion-MNIST).
+        hybrid: build the twin from HybridBlocks (``nn.HybridSequential``), which can be
+            hybridized.
+    """
     net = sequential(hybrid=hybrid)
     # Here, we use a larger 11 x 11 window to capture objects. At the same time, we use a stride of
     # 4 to greatly reduce the height and width of the output. Here, the number of output channels

@@ -30,6 +30,15 @@ def batch_norm(X, gamma, beta, moving_mean, moving_var, eps, momentum):
     updates the moving averages as ``momentum * moving + (1 - momentum) * batch``; prediction mode
     normalizes with the moving statistics. Section 7.5 uses ``eps=1e-12, momentum=0.9``, the older
     section 5.11 ``eps=1e-5``.
+
+    Args:
+        X: the input, ``(N, C)`` after a dense layer or ``(N, C, H, W)`` after a convolution.
+        gamma: the scale, shaped like the statistics.
+        beta: the shift, same shape.
+        moving_mean: the moving mean.
+        moving_var: the moving variance.
+        eps: added to the variance before the square root.
+        momentum: weight of the old moving statistics in the update.
     """
     # Use autograd to determine whether the current mode is training mode or
     # prediction mode
@@ -78,6 +87,12 @@ class BatchNorm(nn.Block):
 
     Its moving statistics are plain arrays, not Parameters, so ``save_parameters`` does not store
     them; the package's own saving (``gluon_modern_cnn.checkpoint``) does.
+
+    Args:
+        num_features: outputs of a dense layer or output channels of a convolution.
+        num_dims: 2 after a dense layer, 4 after a convolution.
+        eps: as :func:`batch_norm`'s (1e-12 in section 7.5).
+        momentum: as :func:`batch_norm`'s (0.9).
     """
     # num_features: the number of outputs for a fully-connected layer
     # or the number of output channels for a convolutional layer.
@@ -116,6 +131,13 @@ def lenet_with_batch_norm(norm: Callable[[int, int], nn.Block], *, num_classes: 
 
     ``container`` makes the empty network (default: ``nn.Sequential``, or
     ``nn.HybridSequential`` when ``hybrid``).
+
+    Args:
+        norm: builds the normalization layer from ``(num_features, num_dims)``.
+        num_classes: width of the output layer (10: Fashion-MNIST).
+        hybrid: build the twin from HybridBlocks (``nn.HybridSequential``), which can be
+            hybridized.
+        container: makes the empty network (overrides ``hybrid``).
     """
     net = container() if container is not None else sequential(hybrid=hybrid)
     net.add(nn.Conv2D(6, kernel_size=5),
@@ -144,6 +166,13 @@ def lenet_bn_scratch(*, num_classes: int = 10, eps: float = 1e-12, momentum: flo
 
     The book's ``BatchNorm`` (an ``nn.Block``) by default; ``hybrid=True`` builds the twin with
     :class:`HybridBatchNorm` in a :class:`ModeAwareHybridSequential`, which can be hybridized.
+
+    Args:
+        num_classes: width of the output layer (10: Fashion-MNIST).
+        eps: the batch norms' epsilon (section 7.5: 1e-12).
+        momentum: the batch norms' momentum (0.9).
+        hybrid: build the twin (:class:`HybridBatchNorm` layers in a
+            :class:`ModeAwareHybridSequential`), which can be hybridized.
     """
     layer = HybridBatchNorm if hybrid else BatchNorm
     return lenet_with_batch_norm(
@@ -155,7 +184,13 @@ def lenet_bn_scratch(*, num_classes: int = 10, eps: float = 1e-12, momentum: flo
 @register_book_model("lenet_bn", family="lenet", section="7.5", input_size=28,
                      book_settings="7.5")
 def lenet_bn(*, num_classes: int = 10, hybrid: bool = False) -> nn.Sequential:
-    """Section 7.5.5: LeNet with Gluon's ``nn.BatchNorm`` (the concise implementation)."""
+    """Section 7.5.5: LeNet with Gluon's ``nn.BatchNorm`` (the concise implementation).
+
+    Args:
+        num_classes: width of the output layer (10: Fashion-MNIST).
+        hybrid: build the twin from HybridBlocks (``nn.HybridSequential``), which can be
+            hybridized.
+    """
     return lenet_with_batch_norm(lambda num_features, num_dims: nn.BatchNorm(),
                                  num_classes=num_classes, hybrid=hybrid)
 
@@ -203,6 +238,10 @@ def batch_norm_hybrid(F, X, gamma, beta, moving_mean, moving_var, *, eps: float,
     ``(N, C, H, W)`` input (statistics per channel, axis 1); the moving statistics change only in
     training mode. Hybridized, the ``if autograd.is_training()`` needs a
     :class:`ModeAwareHybridBlock` around it (one graph per mode).
+
+    Args:
+        F: ``mxnet.ndarray`` or ``mxnet.symbol`` (``hybrid_forward``'s ``F``).
+        X, gamma, beta, moving_mean, moving_var, eps, momentum: as :func:`batch_norm`'s.
     """
     flat, channel_mean, per_channel = _channel_ops(F, X)
     if not autograd.is_training():
@@ -229,6 +268,9 @@ class HybridBatchNorm(ModeAwareHybridBlock):
     statistics start at 0, as in the book, have ``grad_req='null'`` (no gradient, no optimizer
     update) and are written by ``save_parameters``. Hybridized inside a network, the network's
     outermost block must be a :class:`ModeAwareHybridBlock` (e.g. ``ModeAwareHybridSequential``).
+
+    Args:
+        num_features, num_dims, eps, momentum: as :class:`BatchNorm`'s.
     """
 
     def __init__(self, num_features: int, num_dims: int, *, eps: float = 1e-12,

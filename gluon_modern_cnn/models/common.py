@@ -9,7 +9,12 @@ __all__ = ["sequential", "check_positive_int", "check_conv_arch"]
 
 
 def sequential(*, hybrid: bool = False) -> nn.Sequential:
-    """An empty ``nn.Sequential`` as in the book, or its hybridizable twin ``nn.HybridSequential``."""
+    """An empty ``nn.Sequential`` as in the book, or its hybridizable twin ``nn.HybridSequential``.
+
+    Args:
+        hybrid: build the twin from HybridBlocks (``nn.HybridSequential``), which can be
+            hybridized.
+    """
     return nn.HybridSequential() if hybrid else nn.Sequential()
 
 
@@ -21,7 +26,11 @@ def check_positive_int(value, what: str) -> int:
 
 
 def check_conv_arch(conv_arch) -> Tuple[Tuple[int, int], ...]:
-    """Validate a VGG ``conv_arch``: a non-empty sequence of ``(num_convs, num_channels)`` pairs."""
+    """Validate a VGG ``conv_arch``: a non-empty sequence of ``(num_convs, num_channels)`` pairs.
+
+    Args:
+        conv_arch: the value to check.
+    """
     example = "((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))"
     if isinstance(conv_arch, (str, bytes)) or not isinstance(conv_arch, Sequence) or not conv_arch:
         raise ValueError(f"conv_arch must be a non-empty sequence of (num_convs, num_channels) "

@@ -35,6 +35,14 @@ def conv_block(num_channels, *, hybrid: bool = False, bottleneck_channels: Optio
     ``bottleneck_channels`` puts a bottleneck layer (batch normalization, ReLU, 1x1 convolution to
     that many channels) before it, the layer of DenseNet-B; the papers' convolutions have no
     biases (``use_bias=False``).
+
+    Args:
+        num_channels: output channels of the 3x3 convolution (the growth rate).
+        hybrid: build the twin from HybridBlocks (``nn.HybridSequential``), which can be
+            hybridized.
+        bottleneck_channels: output channels of a 1x1 bottleneck layer before it; ``None`` for
+            none.
+        use_bias: biases in the convolutions.
     """
     blk = sequential(hybrid=hybrid)
     if bottleneck_channels is not None:
@@ -47,7 +55,12 @@ def conv_block(num_channels, *, hybrid: bool = False, bottleneck_channels: Optio
 
 
 class DenseBlock(nn.Block):
-    """Section 7.7.2: ``num_convs`` conv blocks, each input concatenated with its output."""
+    """Section 7.7.2: ``num_convs`` conv blocks, each input concatenated with its output.
+
+    Args:
+        num_convs: number of conv blocks.
+        num_channels: output channels of each conv block (the growth rate).
+    """
     def __init__(self, num_convs, num_channels, **kwargs):
         super().__init__(**kwargs)
         self.net = nn.Sequential()
@@ -93,7 +106,14 @@ class HybridDenseBlock(nn.HybridBlock):
 
 
 def transition_block(num_channels, *, hybrid: bool = False, use_bias: bool = True):
-    """Section 7.7.3: a 1x1 convolution to ``num_channels`` and 2x2 average pooling (stride 2)."""
+    """Section 7.7.3: a 1x1 convolution to ``num_channels`` and 2x2 average pooling (stride 2).
+
+    Args:
+        num_channels: output channels of the 1x1 convolution.
+        hybrid: build the twin from HybridBlocks (``nn.HybridSequential``), which can be
+            hybridized.
+        use_bias: a bias in the convolution.
+    """
     blk = sequential(hybrid=hybrid)
     blk.add(nn.BatchNorm(), nn.Activation('relu'),
             nn.Conv2D(num_channels, kernel_size=1, use_bias=use_bias),
@@ -106,7 +126,16 @@ def transition_block(num_channels, *, hybrid: bool = False, use_bias: bool = Tru
 def densenet(*, num_classes: int = 10, hybrid: bool = False, num_channels: int = 64,
              growth_rate: int = 32,
              num_convs_in_dense_blocks: Sequence[int] = (4, 4, 4, 4)) -> nn.Sequential:
-    """Section 7.7.4: the book's DenseNet (four dense blocks of four conv blocks, growth rate 32)."""
+    """Section 7.7.4: the book's DenseNet (four dense blocks of four conv blocks, growth rate 32).
+
+    Args:
+        num_classes: width of the output layer (10: Fashion-MNIST).
+        hybrid: build the twin from HybridBlocks (``nn.HybridSequential``), which can be
+            hybridized.
+        num_channels: channels of the first convolution.
+        growth_rate: output channels of every conv block.
+        num_convs_in_dense_blocks: conv blocks in each dense block.
+    """
     dense_block = HybridDenseBlock if hybrid else DenseBlock
     net = sequential(hybrid=hybrid)
     net.add(nn.Conv2D(num_channels, kernel_size=7, strides=2, padding=3),
@@ -170,6 +199,17 @@ def densenet_bc(num_convs_in_dense_blocks: Sequence[int], *, growth_rate: int,
     and a dense layer end the network. ``bottleneck_width=None`` gives DenseNet-C,
     ``compression=1`` DenseNet-B, both the plain DenseNet. ``final_pool_size`` replaces the global
     pooling by a fixed average pooling window, as gluoncv's model zoo has (7).
+
+    Args:
+        num_convs_in_dense_blocks: bottleneck layers in each dense block.
+        growth_rate: k, the channels each layer adds.
+        num_channels: channels of the stem convolution.
+        stem: ``'imagenet'`` or ``'cifar'``.
+        bottleneck_width: bottleneck channels in units of ``growth_rate``; ``None`` for no
+            bottleneck.
+        compression: the fraction of channels a transition layer keeps (theta).
+        num_classes: width of the output layer (10: Fashion-MNIST).
+        final_pool_size: a fixed average pooling window instead of global pooling.
     """
     if stem not in _STEMS:
         raise ValueError(f"unknown DenseNet stem {stem!r}; valid stems: {', '.join(_STEMS)}")
@@ -209,7 +249,13 @@ def densenet_bc(num_convs_in_dense_blocks: Sequence[int], *, growth_rate: int,
 def densenet_variant(depth: int, *, num_classes: int = 10,
                      final_pool_size: Optional[int] = None) -> nn.HybridSequential:
     """DenseNet-121, -169, -201 or -264: the ImageNet DenseNet-BC of Table 1 of Huang et al.
-    (2017), growth rate 32, compression 0.5."""
+    (2017), growth rate 32, compression 0.5.
+
+    Args:
+        depth: 121, 169, 201 or 264 (a key of :data:`densenet_spec`).
+        num_classes: width of the output layer (10: Fashion-MNIST).
+        final_pool_size: a fixed average pooling window instead of global pooling (gluoncv: 7).
+    """
     if depth not in densenet_spec:
         raise ValueError(f"unknown DenseNet depth {depth!r}; valid depths: "
                          f"{', '.join(map(str, densenet_spec))}")
@@ -221,7 +267,13 @@ def densenet_variant(depth: int, *, num_classes: int = 10,
 def densenet_bc_cifar(depth: int = 100, growth_rate: int = 12, *,
                       num_classes: int = 10) -> nn.HybridSequential:
     """The CIFAR DenseNet-BC of Table 2 of Huang et al. (2017): three dense blocks, for 32x32
-    images (k=12, depth 100 by default: 0.8M parameters)."""
+    images (k=12, depth 100 by default: 0.8M parameters).
+
+    Args:
+        depth: the network's depth (100, 250 or 190).
+        growth_rate: k (12, 24 or 40; with ``depth`` a key of :data:`densenet_bc_cifar_spec`).
+        num_classes: width of the output layer (10: Fashion-MNIST).
+    """
     key = (depth, growth_rate)
     if key not in densenet_bc_cifar_spec:
         valid = ', '.join(f"depth {d} with growth rate {k}" for d, k in densenet_bc_cifar_spec)

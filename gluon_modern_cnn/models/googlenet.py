@@ -20,7 +20,14 @@ __all__ = ["Inception", "HybridInception", "googlenet", "inception_spec", "conv_
 
 
 class Inception(nn.Block):
-    """Section 7.4.1: the Inception block, four parallel paths concatenated on the channels."""
+    """Section 7.4.1: the Inception block, four parallel paths concatenated on the channels.
+
+    Args:
+        c1: output channels of path 1 (1x1 convolution).
+        c2: ``(c2_1, c2_2)``, output channels of path 2 (1x1, then 3x3 convolution).
+        c3: ``(c3_1, c3_2)``, output channels of path 3 (1x1, then 5x5 convolution).
+        c4: output channels of path 4 (3x3 max pooling, then 1x1 convolution).
+    """
     # c1 - c4 are the number of output channels for each layer in the path
     def __init__(self, c1, c2, c3, c4, **kwargs):
         super(Inception, self).__init__(**kwargs)
@@ -51,7 +58,11 @@ class Inception(nn.Block):
 
 
 class HybridInception(Inception, nn.HybridBlock):
-    """The Inception block as a HybridBlock: the book's layers (same names), a hybridizable forward."""
+    """The Inception block as a HybridBlock: the book's layers (same names), a hybridizable forward.
+
+    Args:
+        c1, c2, c3, c4: as :class:`Inception`'s.
+    """
     forward = nn.HybridBlock.forward
 
     def hybrid_forward(self, F, x):
@@ -64,7 +75,12 @@ class HybridInception(Inception, nn.HybridBlock):
 
 def conv_bn_relu(channels: int, **kwargs) -> nn.HybridSequential:
     """A convolution without activation (``kwargs`` go to ``nn.Conv2D``), batch normalization,
-    then ReLU: the convolution of GoogLeNet with batch normalization (exercise 1 of section 7.4)."""
+    then ReLU: the convolution of GoogLeNet with batch normalization (exercise 1 of section 7.4).
+
+    Args:
+        channels: output channels of the convolution.
+        **kwargs: the rest of ``nn.Conv2D``'s arguments (``kernel_size``, ...).
+    """
     blk = nn.HybridSequential()
     blk.add(nn.Conv2D(channels, **kwargs), nn.BatchNorm(), nn.Activation('relu'))
     return blk
@@ -125,6 +141,12 @@ def googlenet(*, num_classes: int = 10, hybrid: bool = False,
 
     ``batch_norm=True`` (with ``hybrid=True``) builds GoogLeNet-BN, exercise 1 of section 7.4:
     every convolution followed by batch normalization before its ReLU.
+
+    Args:
+        num_classes: width of the output layer (10: Fashion-MNIST).
+        hybrid: build the twin from HybridBlocks (``nn.HybridSequential``), which can be
+            hybridized.
+        batch_norm: GoogLeNet-BN (needs ``hybrid=True``).
     """
     if batch_norm and not hybrid:
         raise ValueError("GoogLeNet with batch normalization is built from HybridBlocks only; "

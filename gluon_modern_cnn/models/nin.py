@@ -11,7 +11,16 @@ __all__ = ["nin_block", "nin"]
 
 def nin_block(num_channels: int, kernel_size, strides, padding, *,
               hybrid: bool = False) -> nn.Sequential:
-    """Section 7.3.1: a convolution followed by two 1x1 convolutions, all with ReLU."""
+    """Section 7.3.1: a convolution followed by two 1x1 convolutions, all with ReLU.
+
+    Args:
+        num_channels: output channels of all three convolutions.
+        kernel_size: window of the first convolution.
+        strides: stride of the first convolution.
+        padding: padding of the first convolution.
+        hybrid: build the twin from HybridBlocks (``nn.HybridSequential``), which can be
+            hybridized.
+    """
     blk = sequential(hybrid=hybrid)
     blk.add(nn.Conv2D(num_channels, kernel_size, strides, padding,
                       activation='relu'),
@@ -22,7 +31,14 @@ def nin_block(num_channels: int, kernel_size, strides, padding, *,
 
 @register_book_model("nin", family="nin", section="7.3", input_size=224, book_settings="7.3")
 def nin(*, num_classes: int = 10, hybrid: bool = False) -> nn.Sequential:
-    """Section 7.3.2: the NiN model, ending in global average pooling instead of dense layers."""
+    """Section 7.3.2: the NiN model, ending in global average pooling instead of dense layers.
+
+    Args:
+        num_classes: width of the output layer (10: Fashion-MNIST). The last NiN block has that
+            many channels.
+        hybrid: build the twin from HybridBlocks (``nn.HybridSequential``), which can be
+            hybridized.
+    """
     net = sequential(hybrid=hybrid)
     net.add(nin_block(96, kernel_size=11, strides=4, padding=0, hybrid=hybrid),
             nn.MaxPool2D(pool_size=3, strides=2),

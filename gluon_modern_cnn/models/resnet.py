@@ -71,7 +71,11 @@ class Residual(nn.Block):  #@save
 
 
 class HybridResidual(Residual, nn.HybridBlock):
-    """The residual block as a HybridBlock: the book's layers (same names), a hybridizable forward."""
+    """The residual block as a HybridBlock: the book's layers (same names), a hybridizable forward.
+
+    Args:
+        num_channels, use_1x1conv, strides: as :class:`Residual`'s.
+    """
     forward = nn.HybridBlock.forward
 
     def hybrid_forward(self, F, X):
@@ -83,7 +87,16 @@ class HybridResidual(Residual, nn.HybridBlock):
 
 
 def resnet_block(num_channels, num_residuals, first_block=False, *, hybrid: bool = False):
-    """Section 7.6.3: ``num_residuals`` residual blocks; all but the first module halve the size."""
+    """Section 7.6.3: ``num_residuals`` residual blocks; all but the first module halve the size.
+
+    Args:
+        num_channels: output channels of every residual block.
+        num_residuals: number of residual blocks.
+        first_block: keep the size and channels in the first block (the first module, after the
+            stem's max pooling).
+        hybrid: build the twin from HybridBlocks (``nn.HybridSequential``), which can be
+            hybridized.
+    """
     residual = HybridResidual if hybrid else Residual
     blk = sequential(hybrid=hybrid)
     for i in range(num_residuals):
@@ -110,7 +123,14 @@ resnet18_arch = ((64, 2), (128, 2), (256, 2), (512, 2))
                      book_settings="7.6")
 def resnet(arch: Sequence[Tuple[int, int]] = resnet18_arch, *, num_classes: int = 10,
            hybrid: bool = False) -> nn.Sequential:
-    """Section 7.6.3: the book's ResNet (ResNet-18 with its default ``arch``)."""
+    """Section 7.6.3: the book's ResNet (ResNet-18 with its default ``arch``).
+
+    Args:
+        arch: ``(num_channels, num_residuals)`` of each module (ResNet-18 by default).
+        num_classes: width of the output layer (10: Fashion-MNIST).
+        hybrid: build the twin from HybridBlocks (``nn.HybridSequential``), which can be
+            hybridized.
+    """
     net = sequential(hybrid=hybrid)
     _stem(net)
     net.add(*[resnet_block(num_channels, num_residuals, first_block=(i == 0), hybrid=hybrid)
@@ -123,7 +143,13 @@ def resnet(arch: Sequence[Tuple[int, int]] = resnet18_arch, *, num_classes: int 
                      book_settings="5.12")
 def gluonbook_resnet(*, num_classes: int = 10, hybrid: bool = False) -> nn.Sequential:
     """Older edition, section 5.12: the stem, then 12 residual blocks (three per stage) in one
-    flat sequence, for 28x28 inputs."""
+    flat sequence, for 28x28 inputs.
+
+    Args:
+        num_classes: width of the output layer (10: Fashion-MNIST).
+        hybrid: build the twin from HybridBlocks (``nn.HybridSequential``), which can be
+            hybridized.
+    """
     residual = HybridResidual if hybrid else Residual
     net = sequential(hybrid=hybrid)
     _stem(net)
@@ -266,6 +292,14 @@ def resnet_variant(depth: int, *, version: int = 1, num_classes: int = 10,
     blocks, global average pooling and a dense layer. The remaining options reproduce gluoncv's
     model zoo, which differs from the papers (see the module docstring): ``bottleneck_bias``
     (v1), ``input_batch_norm`` and ``first_block_preact`` (v2).
+
+    Args:
+        depth: 18, 34, 50, 101 or 152 (a key of :data:`resnet_spec`).
+        version: 1 (He et al. 2016a) or 2 (pre-activation, He et al. 2016b).
+        num_classes: width of the output layer (10: Fashion-MNIST).
+        bottleneck_bias: biases in the v1 bottleneck's 1x1 convolutions (gluoncv).
+        input_batch_norm: v2 only, normalize the input image first (gluoncv).
+        first_block_preact: v2 only, pre-activate the first block too (gluoncv).
     """
     if depth not in resnet_spec:
         raise ValueError(f"unknown ResNet depth {depth!r}; valid depths: "

@@ -97,6 +97,10 @@ def require_mode_aware(F, block: HybridBlock) -> None:
     Call it first in the ``hybrid_forward`` of a layer whose graph depends on
     ``autograd.is_training()``: a plain hybridized parent traced in prediction mode would
     otherwise silently reuse that graph for training (and vice versa).
+
+    Args:
+        F: ``hybrid_forward``'s ``F``.
+        block: the block that needs it (for the message).
     """
     if F is symbol and not _tracing_stack():
         _refuse_plain_parent(f"{block.name} depends on the autograd mode")
@@ -110,6 +114,11 @@ def update_state(F, param: Parameter, value) -> None:
     While a :class:`ModeAwareHybridBlock` traces its graph, the value becomes an output of that
     graph, copied into ``param`` after every call. A symbol built by calling a block on symbols
     directly (shape inference, export) computes the outputs only.
+
+    Args:
+        F: ``hybrid_forward``'s ``F``.
+        param: the Parameter that holds the state.
+        value: its new value (an array or a symbol).
     """
     if not isinstance(param, Parameter):
         raise TypeError(f"update_state needs a gluon Parameter, got {type(param).__name__}: pass "
@@ -144,6 +153,9 @@ class ModeAwareHybridBlock(HybridBlock):
     Subclass it instead of ``HybridBlock`` (or put it first among the bases, as
     :class:`ModeAwareHybridSequential` does). Only the outermost hybridized block needs it: its
     children are inlined into its graph and report their :func:`update_state` calls to it.
+
+    Args:
+        prefix, params: as ``HybridBlock``'s.
     """
 
     def __init__(self, prefix=None, params=None):
@@ -198,4 +210,8 @@ class ModeAwareHybridBlock(HybridBlock):
 
 
 class ModeAwareHybridSequential(ModeAwareHybridBlock, nn.HybridSequential):
-    """``nn.HybridSequential`` that switches graphs with the autograd mode and keeps layer state."""
+    """``nn.HybridSequential`` that switches graphs with the autograd mode and keeps layer state.
+
+    Args:
+        prefix, params: as ``HybridSequential``'s.
+    """

@@ -29,7 +29,12 @@ vgg_spec = {
 
 
 def small_conv_arch(ratio: int = 4, arch: Sequence[Tuple[int, int]] = conv_arch):
-    """Section 7.2.3: ``arch`` with the number of channels divided by ``ratio`` (4 in the book)."""
+    """Section 7.2.3: ``arch`` with the number of channels divided by ``ratio`` (4 in the book).
+
+    Args:
+        ratio: divides every block's number of channels.
+        arch: the ``(num_convs, num_channels)`` pairs to shrink.
+    """
     check_positive_int(ratio, "ratio")
     return [(pair[0], pair[1] // ratio) for pair in check_conv_arch(arch)]
 
@@ -40,6 +45,13 @@ def vgg_block(num_convs: int, num_channels: int, *, hybrid: bool = False,
 
     ``batch_norm=True`` puts a batch normalization between each convolution and its ReLU (the
     ``vgg*_bn`` variants).
+
+    Args:
+        num_convs: number of 3x3 convolutions.
+        num_channels: their output channels.
+        hybrid: build the twin from HybridBlocks (``nn.HybridSequential``), which can be
+            hybridized.
+        batch_norm: batch normalization between each convolution and its ReLU.
     """
     blk = sequential(hybrid=hybrid)
     for _ in range(num_convs):
@@ -59,7 +71,15 @@ def vgg_block(num_convs: int, num_channels: int, *, hybrid: bool = False,
                      description="VGG-11 with a quarter of the channels, trained in section 7.2.3")
 def vgg(conv_arch: Sequence[Tuple[int, int]] = conv_arch, *, num_classes: int = 10,
         hybrid: bool = False, batch_norm: bool = False) -> nn.Sequential:
-    """Section 7.2.2: a VGG network from ``conv_arch``, then the fully-connected part of AlexNet."""
+    """Section 7.2.2: a VGG network from ``conv_arch``, then the fully-connected part of AlexNet.
+
+    Args:
+        conv_arch: ``(num_convs, num_channels)`` of each VGG block (VGG-11 by default).
+        num_classes: width of the output layer (10: Fashion-MNIST).
+        hybrid: build the twin from HybridBlocks (``nn.HybridSequential``), which can be
+            hybridized.
+        batch_norm: batch normalization after each convolution (``_bn``).
+    """
     conv_arch = check_conv_arch(conv_arch)
     net = sequential(hybrid=hybrid)
     # The convolutional layer part
@@ -76,7 +96,13 @@ def vgg_variant(depth: int, *, batch_norm: bool = False,
                 num_classes: int = 10) -> nn.HybridSequential:
     """VGG-11, -13, -16 or -19 (configurations A, B, D, E of Table 1 of Simonyan and Zisserman)
     built by the book's :func:`vgg` from HybridBlocks; ``batch_norm=True`` adds batch
-    normalization after each convolution (``vgg16_bn``, ...)."""
+    normalization after each convolution (``vgg16_bn``, ...).
+
+    Args:
+        depth: 11, 13, 16 or 19 (a key of :data:`vgg_spec`).
+        batch_norm: batch normalization after each convolution.
+        num_classes: width of the output layer (10: Fashion-MNIST).
+    """
     if depth not in vgg_spec:
         raise ValueError(f"unknown VGG depth {depth!r}; valid depths: "
                          f"{', '.join(map(str, vgg_spec))}")

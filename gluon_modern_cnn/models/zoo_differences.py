@@ -14,7 +14,14 @@ __all__ = ["ZooDifference", "GLUONCV_DIFFERENCES", "gluoncv_options"]
 
 
 class ZooDifference(NamedTuple):
-    """One way gluoncv's model zoo (0.10) builds a variant differently from its paper."""
+    """One way gluoncv's model zoo (0.10) builds a variant differently from its paper.
+
+    Args:
+        models: shell-style pattern of the registered names concerned.
+        option: keyword option of the variant's builder that builds gluoncv's network.
+        value: the option's value for gluoncv's network.
+        description: what differs, with its effect on the parameters.
+    """
 
     models: str        # shell-style pattern of the registered names concerned
     option: str        # keyword option of the variant's builder that builds gluoncv's network
@@ -46,6 +53,10 @@ GLUONCV_DIFFERENCES: Tuple[ZooDifference, ...] = (
 
 
 def gluoncv_options(name: str) -> Dict[str, Any]:
-    """The builder options that give the registered variant ``name`` gluoncv's architecture."""
+    """The builder options that give the registered variant ``name`` gluoncv's architecture.
+
+    Args:
+        name: a registered model name.
+    """
     model_info(name)  # unknown names raise a ValueError listing the valid ones
     return {d.option: d.value for d in GLUONCV_DIFFERENCES if fnmatch.fnmatchcase(name, d.models)}
