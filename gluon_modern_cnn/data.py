@@ -35,6 +35,7 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar,
 import numpy
 
 from ._compat import import_mxnet, np_thread
+from .checks import check_positive_int
 
 mx = import_mxnet()
 from mxnet import gluon  # noqa: E402  (needs import_mxnet() first, for numpy >= 1.24)
@@ -684,9 +685,7 @@ def _check_int(value, name: str) -> int:
 
 
 def _check_positive_int(value, name: str) -> int:
-    if _check_int(value, name) <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return int(value)
+    return int(check_positive_int(value, name))
 
 
 def _check_epoch(epoch) -> int:

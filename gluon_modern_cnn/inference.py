@@ -8,6 +8,7 @@ what training saw.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
@@ -16,7 +17,7 @@ import mxnet as mx
 import numpy
 
 from ._compat import mxnet_error_summary
-from .checkpoint import load_parameters
+from .checkpoint import load_parameters, read_sidecar
 from .data import IMAGE_SIZE, FastImageLoader, get_fashion_mnist_labels
 from .devices import try_gpu
 from .experiment import OUTPUT_FILES, check_input_size, default_resize, fashion_mnist_loader
@@ -27,9 +28,18 @@ __all__ = ["trained_resize", "load_trained", "evaluate_model", "read_image", "Pr
            "predict_images"]
 
 def trained_resize(model: str, params: Union[str, Path]) -> Optional[int]:
-    """The ``resize`` the parameters in ``params`` were trained with: that of the run folder they
-    are in (its ``settings.json``, if it trained ``model`` or its twin), else the book's."""
+    """The ``resize`` the parameters in ``params`` were trained with: from the file beside them
+    (``model.params.json``, :func:`checkpoint.read_sidecar`), else from the run folder they are in
+    (its ``settings.json``, if it trained ``model`` or its twin), else the book's, with a note on
+    stderr saying so and how to give another."""
     info = model_info(model)
+    about = read_sidecar(params)
+    if about is not None and "resize" in about:
+        # The size of the images the parameters saw, whatever the model: a file of another
+        # model fails at load with the names of the parameters that do not fit.
+        return about["resize"]
+    if not Path(params).is_file():
+        return default_resize(model)  # loading says what is wrong with the path
     try:
         saved = json.loads((Path(params).parent / OUTPUT_FILES["settings"]).read_text())
         run = saved["settings"]
@@ -37,7 +47,12 @@ def trained_resize(model: str, params: Union[str, Path]) -> Optional[int]:
             return run["resize"]
     except (OSError, ValueError, KeyError, TypeError):
         pass  # not a run folder of this model: the book's resize
-    return default_resize(model)
+    resize = default_resize(model)
+    size = resize or IMAGE_SIZE
+    print(f"note: nothing beside {params} says what input size it was trained at; assuming "
+          f"{model}'s book size {size}x{size}. If it was trained at another size, pass --resize N "
+          f"(resize= in Python)", file=sys.stderr)
+    return resize
 
 
 def load_trained(model: str, params: Union[str, Path], *, resize: Optional[int] = None,
@@ -99,6 +114,9 @@ def read_image(path: Union[str, Path]) -> numpy.ndarray:
             raise ValueError(f"{path} is not a numpy array file: {err}") from None
         if array.ndim == 3 and 1 in (array.shape[0], array.shape[-1]):
             array = array.reshape(array.shape[1:] if array.shape[0] == 1 else array.shape[:-1])
+        if array.ndim == 2 and array.size == 0:
+            raise ValueError(f"{path} holds an empty array of shape {array.shape}; expected one "
+                             f"grayscale image")
         if array.ndim != 2:
             raise ValueError(f"{path} holds an array of shape {array.shape}; expected one grayscale "
                              f"image of shape (height, width)")
@@ -114,10 +132,39 @@ def read_image(path: Union[str, Path]) -> numpy.ndarray:
     from PIL import Image, UnidentifiedImageError  # Pillow comes with matplotlib
     try:
         with Image.open(path) as image:
-            return numpy.asarray(image.convert("L"), dtype=numpy.uint8)
+            return _grayscale(image)
     except UnidentifiedImageError:
         raise ValueError(f"{path} is neither an image file Pillow can read (PNG, JPEG, ...) nor a "
                          f".npy array") from None
+    except Image.DecompressionBombError as err:
+        raise ValueError(f"{path} is refused as a possible decompression bomb ({err})") from None
+    except (OSError, SyntaxError) as err:  # truncated or damaged data; SyntaxError: bad header
+        raise ValueError(f"{path} is a damaged or truncated image: {err}") from None
+
+
+def _grayscale(image) -> numpy.ndarray:
+    """An image of any Pillow mode as 8-bit gray with its full range: 16- and 32-bit modes are
+    scaled by their bit depth (``convert("L")`` clips them to 0/255), palettes are looked up,
+    transparency is composited on black (Fashion-MNIST's background), CMYK goes through RGB."""
+    image.load()  # decodes now: a truncated file fails here, inside read_image's checks
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        array = numpy.asarray(image, dtype=numpy.float64)
+        if image.mode.startswith("I;16"):
+            top = 65535.0
+        elif image.mode == "I":
+            top = 65535.0 if array.max(initial=0) <= 65535 else float(2 ** 32 - 1)
+        else:
+            top = 1.0 if array.max(initial=0) <= 1 else 255.0  # floats in [0, 1] or [0, 255]
+        return numpy.round(numpy.clip(array / top, 0, 1) * 255).astype(numpy.uint8)
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = numpy.asarray(image.convert("RGBA"), dtype=numpy.float64)
+        gray = rgba[..., :3] @ numpy.array([0.299, 0.587, 0.114])  # ITU-R 601, as "L"
+        return numpy.round(gray * rgba[..., 3] / 255).astype(numpy.uint8)
+    if image.mode == "CMYK":
+        image = image.convert("RGB")
+    return numpy.asarray(image.convert("L"), dtype=numpy.uint8)
 
 
 @dataclass(frozen=True)
