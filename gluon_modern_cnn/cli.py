@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence
 
@@ -240,9 +242,12 @@ def _after_write_error(err: OSError, args) -> str:
     from .experiment import OUTPUT_FILES
     folder = Path(args.resume or args.out or Path("runs") / args.model)
     checkpoint = folder / OUTPUT_FILES["checkpoint"]
+    resume = f"gluon-modern-cnn train {args.model} --resume {folder}"
+    if checkpoint.is_file() and getattr(err, "path", None) == checkpoint:
+        return f"{err}. Once that is fixed, continue from it with: {resume}"
     if checkpoint.is_file():
-        return (f"{err}. The last complete checkpoint ({checkpoint}) is intact; once that is "
-                f"fixed, continue with: gluon-modern-cnn train {args.model} --resume {folder}")
+        return (f"{err}. The checkpoint of the last finished epoch ({checkpoint}) is intact; "
+                f"once that is fixed, continue with: {resume}")
     return f"{err}. Nothing was trained yet; once that is fixed, run the same command again"
 
 
@@ -461,6 +466,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = _stop_on_sigterm()
     try:
         return args.func(args)
     except (UsageError, ValueError, OSError, FloatingPointError, MemoryError) as err:
@@ -472,9 +478,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             message = describe_os_error(err, err.filename, action="use")
         print(f"{parser.prog} {args.command}: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         print(f"{parser.prog} {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return 143 if str(err) == "SIGTERM" else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum, frame):
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def _stop_on_sigterm():
+    """SIGTERM as Ctrl-C (a message and exit status 143, not a silent death) outside training,
+    which handles it itself (stopping after the batch); returns the handler it replaced."""
+    if (not hasattr(signal, "SIGTERM") or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):  # e.g. ignored on purpose
+        return None
+    return signal.signal(signal.SIGTERM, _terminated)
 
 
 if __name__ == "__main__":

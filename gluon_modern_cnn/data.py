@@ -36,6 +36,7 @@ import numpy
 
 from ._compat import import_mxnet, np_thread
 from .checks import check_positive_int
+from .files import sync_file
 
 mx = import_mxnet()
 from mxnet import gluon  # noqa: E402  (needs import_mxnet() first, for numpy >= 1.24)
@@ -285,6 +286,7 @@ def _download(root: Path, spec: _IDXSpec) -> Tuple[Optional[Path], List[str]]:
                 failures.append(f"{url}: served a bad file: {err.problem}")
                 continue
             os.chmod(tmp, 0o644)
+            sync_file(tmp)  # on disk before it gets its name, as files.atomic_write does
             _publish(tmp, target)
             return target, failures
         except Exception as err:  # any network or server failure: try the next mirror
@@ -685,7 +687,7 @@ def _check_int(value, name: str) -> int:
 
 
 def _check_positive_int(value, name: str) -> int:
-    return int(check_positive_int(value, name))
+    return int(check_positive_int(_check_int(value, name), name))  # TypeError for a non-int
 
 
 def _check_epoch(epoch) -> int:

@@ -25,6 +25,7 @@ import ipaddress
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -598,9 +599,10 @@ def _start(spec: ClusterProcess, output: _Output, ssh_options: Tuple[str, ...]) 
     else:
         env = None  # the remote command sets the cluster variables itself
     try:
-        popen = subprocess.Popen(spec.argv, env=env, cwd=spec.cwd, stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 start_new_session=True, preexec_fn=_die_with_parent())
+        argv = _die_with_parent(spec.argv, env, spec.cwd)  # ssh clients too: that ends sessions
+        popen = subprocess.Popen(argv, env=env, cwd=spec.cwd,
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, start_new_session=True)
     except FileNotFoundError:
         problem = (f"directory {spec.cwd!r} not found (--workdir)"
                    if spec.cwd and not os.path.isdir(spec.cwd)
@@ -616,24 +618,31 @@ def _start(spec: ClusterProcess, output: _Output, ssh_options: Tuple[str, ...]) 
     return running
 
 
-def _die_with_parent() -> Optional[Callable[[], None]]:
-    """What a child runs before its program (Linux): be killed when the launcher dies, however
-    it dies (SIGKILL included), so that no process of the cluster outlives it. Elsewhere None."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
+# Run before a local process's program (Linux): ask the kernel to SIGKILL it when the launcher
+# dies, however it dies (SIGKILL included), then exec the program under the same pid. A separate
+# interpreter rather than Popen's preexec_fn, which is unsafe once the output threads run.
+_DIE_WITH_PARENT = """
+import ctypes, os, signal, sys
+ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[1]):  # the launcher died before the line above
+    sys.exit(1)
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
 
-    def set_death_signal() -> None:
-        prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
-        if os.getppid() != parent:  # the launcher died before the line above ran
-            os._exit(1)
-    return set_death_signal
+
+def _die_with_parent(argv: Sequence[str], env: Optional[Mapping[str, str]],
+                     cwd: Optional[str]) -> List[str]:
+    """``argv`` started so that it dies with this process (on Linux; elsewhere as it is)."""
+    if not sys.platform.startswith("linux"):
+        return list(argv)
+    program = argv[0]
+    if os.sep in program:
+        found = os.access(os.path.join(cwd or "", program), os.X_OK)
+    else:
+        found = shutil.which(program, path=(env or os.environ).get("PATH")) is not None
+    if not found:  # as Popen would say it, before the interpreter in between hides it
+        raise FileNotFoundError(program)
+    return [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *argv]
 
 
 def _cpu_state(pid: int) -> Optional[Tuple[str, int]]:

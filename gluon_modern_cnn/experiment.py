@@ -344,7 +344,9 @@ def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.
     size and resize); ``resume_from`` continues the run of a checkpoint (its parameters, optimizer
     state, history and curve); ``net``, ``initialize``, ``start_epoch``, ``history`` and
     ``trainer`` give the same control piecewise. ``progress`` shows a tqdm bar per epoch on
-    stderr. Prints the book's two result lines unless ``quiet``.
+    stderr. Prints the book's two result lines unless ``quiet``. ``out`` is held for the run
+    (:func:`files.claim_run_folder`): another run into it meanwhile is refused, naming this one.
+    ``model.params`` gets ``model.params.json`` beside it: the model and the input size.
 
     ``kvstore`` is a name (``device``, ``local``, or ``dist_sync`` and the other cluster types) or
     a kvstore (:func:`distributed.create_kvstore`). On a cluster, ``settings.batch_size`` is per

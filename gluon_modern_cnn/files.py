@@ -34,12 +34,11 @@ PathLike = Union[str, os.PathLike]
 CLAIM_FILE = ".run-claim"
 
 _FIXES = {
-    errno.ENOSPC: "the disk is full; free space there or write to a folder on another disk",
-    errno.EDQUOT: "the disk quota is exhausted; free space there or write to another folder",
-    errno.EROFS: "that file system is read-only; write to a folder on a writable one",
-    errno.EACCES: "no permission to write there; choose a folder you own or change its "
-                  "permissions",
-    errno.EPERM: "the operation is not permitted there; choose a folder you own",
+    errno.ENOSPC: "free space on that disk or write to a folder on another one",
+    errno.EDQUOT: "free space within your quota or write to a folder elsewhere",
+    errno.EROFS: "write to a folder on a writable file system",
+    errno.EACCES: "choose a folder you may write to, or change its permissions",
+    errno.EPERM: "choose a folder you own",
     errno.EISDIR: "a folder has that name; move it away or choose another path",
     errno.ENOTDIR: "a file stands where a folder of that path should be; move it away or choose "
                    "another path",
@@ -110,7 +109,7 @@ def atomic_write(path: PathLike, write: Callable[[str], Any], *,
     except OutputError:
         raise
     except OSError as err:
-        kept = f" ({path.name} as it was before is unchanged)" if existed else ""
+        kept = f" (the previous {path.name} is unchanged)" if existed else ""
         raise OutputError(describe_os_error(err, path) + kept, err.errno, path) from None
     finally:
         if tmp is not None and os.path.exists(tmp):

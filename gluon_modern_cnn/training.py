@@ -274,9 +274,10 @@ class _StopOnInterrupt:
             raise KeyboardInterrupt
         self.requested = True
         self.signal_name = signal.Signals(signum).name
-        again = "Ctrl-C" if signum == signal.SIGINT else self.signal_name
-        print(f"\nInterrupted ({self.signal_name}): stopping after this batch ({again} again to "
-              f"stop at once)", flush=True)
+        how = ("", "Ctrl-C") if signum == signal.SIGINT else (f" ({self.signal_name})",
+                                                              self.signal_name)
+        print(f"\nInterrupted{how[0]}: stopping after this batch ({how[1]} again to stop at "
+              f"once)", flush=True)
 
     def __exit__(self, *exc):
         for sig, previous in self._previous.items():

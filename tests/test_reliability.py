@@ -29,8 +29,7 @@ from PIL import Image
 from gluon_modern_cnn import cli, distributed
 from gluon_modern_cnn.checkpoint import CheckpointError, load_checkpoint, load_parameters
 from gluon_modern_cnn.data import FastImageLoader
-from gluon_modern_cnn.experiment import (OUTPUT_FILES, prepare_output, resolve_settings,
-                                         train_model)
+from gluon_modern_cnn.experiment import OUTPUT_FILES, resolve_settings, train_model
 from gluon_modern_cnn.files import (CLAIM_FILE, OutputError, RunFolderBusy, atomic_write,
                                     claim_run_folder)
 from gluon_modern_cnn.inference import load_trained, read_image, trained_resize
@@ -340,9 +339,10 @@ def test_a_full_disk_names_the_file_keeps_the_checkpoint_and_says_how_to_resume(
         message = _error(capsys)
         assert code == 2
         assert "No space left on device" in message and str(out) in message
-        assert "the disk is full" in message
+        assert "free space on that disk" in message
         assert load_checkpoint(out / "checkpoint.zip").epoch == 1
-        assert f"--resume {out}" in message and "is intact" in message
+        assert "the previous checkpoint.zip is unchanged" in message
+        assert f"continue from it with: gluon-modern-cnn train lenet_bn --resume {out}" in message
         assert not list(out.glob(".*.tmp"))  # no half-written file left taking space
 
 
@@ -359,7 +359,8 @@ def test_a_read_only_folder_is_one_message(tmp_path, tiny_run, fashion_mnist_roo
                          "--format", "mxnet", "--out", str(ro / "net")]) == 2
         message = _error(capsys)
         assert "Read-only file system" in message and str(ro) in message
-        with pytest.raises(OutputError, match="read-only; write to a folder"):
+        with pytest.raises(OutputError, match="Read-only file system; write to a folder on a "
+                                              "writable file system"):
             atomic_write(ro / "x.json", lambda tmp: Path(tmp).write_text("{}"))
 
 
@@ -424,6 +425,17 @@ def test_sigterm_keeps_the_checkpoint_and_the_resumed_run_is_identical(tmp_path,
     finish(reference).check()
     assert ((run_dir / "model.params").read_bytes()
             == (tmp_path / "reference" / "model.params").read_bytes())
+
+
+def test_sigterm_outside_training_is_a_message_and_status_143(monkeypatch, capsys):
+    def terminated(args):
+        os.kill(os.getpid(), signal.SIGTERM)  # e.g. while the data loads
+        time.sleep(5)
+        return 0
+    monkeypatch.setattr(cli, "_run_devices", terminated)
+    assert cli.main(["devices"]) == 143
+    assert capsys.readouterr().err == "gluon-modern-cnn devices: interrupted\n"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
 
 
 # ---------------------------------------------------------------------------------------------
