@@ -874,6 +874,18 @@ def add_launch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     return parser
 
 
+def _trains_on_its_own(command: Sequence[str]) -> bool:
+    """Whether ``command`` is the package's ``train`` without a ``dist_*`` kvstore (the worker
+    refuses that too; this says it before anything starts)."""
+    words = list(command)
+    package = any(Path(w).name == "gluon-modern-cnn" for w in words) or "gluon_modern_cnn" in words
+    if not package or "train" not in words:
+        return False
+    kvstore = next((words[i + 1] for i, w in enumerate(words[:-1]) if w == "--kvstore"), "")
+    kvstore = next((w.split("=", 1)[1] for w in words if w.startswith("--kvstore=")), kvstore)
+    return not kvstore.startswith("dist")
+
+
 def run_launch(args: argparse.Namespace) -> int:
     """Run the ``launch`` subcommand from parsed arguments; returns the exit status.
 
@@ -889,6 +901,11 @@ def run_launch(args: argparse.Namespace) -> int:
         env[name] = value
     if getattr(args, "independent", False):
         env[INDEPENDENT_ENV_VAR] = "1"
+    elif _trains_on_its_own(command):
+        raise ValueError("the command trains without a cluster kvstore: every worker would train "
+                         "its own model into the same output folder. Add --kvstore dist_sync to "
+                         "train one model on the cluster, or pass --independent to run "
+                         "independent copies")
     try:
         ssh_options = shlex.split(args.ssh_options)
     except ValueError as err:

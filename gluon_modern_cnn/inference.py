@@ -30,29 +30,25 @@ __all__ = ["trained_resize", "load_trained", "evaluate_model", "read_image", "Pr
 def trained_resize(model: str, params: Union[str, Path]) -> Optional[int]:
     """The ``resize`` the parameters in ``params`` were trained with: from the file beside them
     (``model.params.json``, :func:`checkpoint.read_sidecar`), else from the run folder they are in
-    (its ``settings.json``, if it trained ``model`` or its twin), else the book's, with a note on
-    stderr saying so and how to give another."""
+    (its ``settings.json``), when either is about ``model`` or its twin; else the book's."""
+    known, resize = _saved_resize(model, params)
+    return resize if known else default_resize(model)
+
+
+def _saved_resize(model: str, params: Union[str, Path]) -> Tuple[bool, Optional[int]]:
+    """``(True, resize)`` when a file beside ``params`` says it, else ``(False, None)``."""
     info = model_info(model)
     about = read_sidecar(params)
-    if about is not None and "resize" in about:
-        # The size of the images the parameters saw, whatever the model: a file of another
-        # model fails at load with the names of the parameters that do not fit.
-        return about["resize"]
-    if not Path(params).is_file():
-        return default_resize(model)  # loading says what is wrong with the path
+    if about is not None and about.get("model") in (model, info.twin) and "resize" in about:
+        return True, about["resize"]
     try:
         saved = json.loads((Path(params).parent / OUTPUT_FILES["settings"]).read_text())
         run = saved["settings"]
         if run["model"] in (model, info.twin):
-            return run["resize"]
+            return True, run["resize"]
     except (OSError, ValueError, KeyError, TypeError):
-        pass  # not a run folder of this model: the book's resize
-    resize = default_resize(model)
-    size = resize or IMAGE_SIZE
-    print(f"note: nothing beside {params} says what input size it was trained at; assuming "
-          f"{model}'s book size {size}x{size}. If it was trained at another size, pass --resize N "
-          f"(resize= in Python)", file=sys.stderr)
-    return resize
+        pass  # not a run folder of this model
+    return False, None
 
 
 def load_trained(model: str, params: Union[str, Path], *, resize: Optional[int] = None,
@@ -69,7 +65,10 @@ def load_trained(model: str, params: Union[str, Path], *, resize: Optional[int] 
             raise ValueError(f"{model} is an nn.Block (its forward is Python code) without a "
                              f"hybridizable twin, so it has no graph to export")
         model, info = info.twin, model_info(info.twin)
-    resize = trained_resize(model, params) if resize is None else resize
+    known = resize is not None
+    if not known:
+        known, resize = _saved_resize(model, params)
+        resize = resize if known else default_resize(model)
     check_input_size(model, resize)
     device = device or try_gpu()
     net = get_model(model)
@@ -82,6 +81,10 @@ def load_trained(model: str, params: Union[str, Path], *, resize: Optional[int] 
         raise ValueError(f"the parameters in {params} do not fit {size}x{size} inputs; they were "
                          f"trained with another resize (pass it with --resize): "
                          f"{mxnet_error_summary(err)}") from None
+    if not known:
+        print(f"note: nothing beside {params} says what input size it was trained at; assumed "
+              f"{model}'s book size {size}x{size}. If it was trained at another size, pass "
+              f"--resize N (resize= in Python)", file=sys.stderr)
     return net, resize
 
 
