@@ -191,7 +191,7 @@ def _run_train(args) -> int:
                              f"finished epoch are in {Path(args.resume) / 'model.params'}")
         if args.overwrite:
             raise UsageError("--resume continues a run and --overwrite replaces one; give one")
-        if args.out is not None and Path(args.resume).resolve() != Path(args.out).resolve():
+        if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
             raise UsageError("--resume DIR continues the run in DIR and writes there; leave out "
                              "--out")
     try:
@@ -473,6 +473,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # OSError: files and folders (disk full, read-only, no permission, a folder where a file
         # should be, a busy run folder); FloatingPointError: training diverged.
         message = _one_line(err) or type(err).__name__
+        if isinstance(err, MemoryError):
+            message = (f"out of memory ({message}); choose a smaller --batch-size or --resize, "
+                       f"or a smaller model")
         if isinstance(err, OSError) and not isinstance(err, OutputError) and err.filename \
                 and err.strerror:
             message = describe_os_error(err, err.filename, action="use")

@@ -239,9 +239,12 @@ def claim_run_folder(folder: PathLike) -> Iterator[Path]:
               f"releasing it", file=sys.stderr)
     owner = {"pid": os.getpid(), "host": socket.gethostname(),
              "since": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv)}
-    os.ftruncate(fd, 0)
-    os.lseek(fd, 0, os.SEEK_SET)
-    os.write(fd, json.dumps(owner).encode())
+    try:
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, json.dumps(owner).encode())
+    except OSError as err:  # e.g. a full disk: the claim holds without its note of who owns it
+        print(f"note: {describe_os_error(err, folder / CLAIM_FILE)}", file=sys.stderr)
     _HELD[key] = [fd, 1]
     try:
         yield folder
