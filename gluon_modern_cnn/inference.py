@@ -132,7 +132,9 @@ def read_image(path: Union[str, Path]) -> numpy.ndarray:
             raise ValueError(f"{path} holds {array.dtype} values; expected uint8 pixels or floats "
                              f"in [0, 1]")
         return array.astype(numpy.uint8)
-    from PIL import Image, UnidentifiedImageError  # Pillow comes with matplotlib
+    from PIL import Image, ImageFile, UnidentifiedImageError  # Pillow comes with matplotlib
+    # gluoncv's data modules relax this for the whole process; a truncated file must not pass.
+    lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
     try:
         with Image.open(path) as image:
             return _grayscale(image)
@@ -143,6 +145,8 @@ def read_image(path: Union[str, Path]) -> numpy.ndarray:
         raise ValueError(f"{path} is refused as a possible decompression bomb ({err})") from None
     except (OSError, SyntaxError) as err:  # truncated or damaged data; SyntaxError: bad header
         raise ValueError(f"{path} is a damaged or truncated image: {err}") from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
 
 
 def _grayscale(image) -> numpy.ndarray:

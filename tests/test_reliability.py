@@ -258,6 +258,11 @@ def test_damaged_images_get_one_line_errors(tiny_run, tmp_path, monkeypatch, cap
     truncated.write_bytes(whole.read_bytes()[:400])
     with pytest.raises(ValueError, match="damaged or truncated image"):
         read_image(truncated)
+    from PIL import ImageFile
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)  # as gluoncv.data sets it
+    with pytest.raises(ValueError, match="damaged or truncated image"):
+        read_image(truncated)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # left as it was
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 64x64 is then a bomb
     with pytest.raises(ValueError, match="decompression bomb"):
         read_image(whole)
