@@ -22,18 +22,21 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import (Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple,
+from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple,
                     Union)
 
 import mxnet as mx
+import numpy as onp
 from mxnet import gluon, npx
 
 from ._compat import mxnet_error_summary
+from .files import atomic_write, remove_stale_temporaries
 from .training import History
 
 __all__ = ["array_states", "network_state", "save_parameters", "load_parameters", "atomic_write",
            "CheckpointError", "Checkpoint", "save_checkpoint", "load_checkpoint",
-           "remove_stale_temporaries", "CHECKPOINT_FORMAT", "FAULT_ENV_VAR"]
+           "remove_stale_temporaries", "parameters_sidecar", "read_sidecar", "CHECKPOINT_FORMAT",
+           "FAULT_ENV_VAR"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -67,75 +70,6 @@ def array_states(net: gluon.Block) -> Dict[str, Tuple[gluon.Block, str]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Writing files atomically
-# ---------------------------------------------------------------------------------------------
-
-def _read_umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it; set it straight back
-    os.umask(mask)
-    return mask
-
-
-# Read once, at import: os.umask() changes the process-wide mask for a moment.
-_UMASK = _read_umask()
-
-
-def _temporary_prefix(path: Path) -> str:
-    return f".{path.name}."
-
-
-def atomic_write(path: PathLike, write: Callable[[str], Any], *,
-                 before_replace: Optional[Callable[[Path], None]] = None) -> Path:
-    """Call ``write(tmp_path)`` then rename the finished file onto ``path``: a kill at any moment
-    leaves either the old file or the new one, never half a file.
-
-    The temporary file is synced to disk before the rename; ``before_replace(tmp_path)`` runs
-    between the two (used for fault injection in tests).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide the file from the user's group
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        if before_replace is not None:
-            before_replace(Path(tmp))
-        os.replace(tmp, path)
-        _fsync_directory(path.parent)  # makes the rename itself survive a power cut
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
-def _fsync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. platforms that cannot open directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def remove_stale_temporaries(path: PathLike) -> List[Path]:
-    """Delete the temporary files :func:`atomic_write` left beside ``path`` when a process was
-    killed before renaming them; returns the deleted paths."""
-    path = Path(path)
-    stale = sorted(path.parent.glob(f"{_temporary_prefix(path)}*.tmp")) if path.parent.is_dir() \
-        else []
-    for tmp in stale:
-        tmp.unlink(missing_ok=True)
-    return stale
-
-
-# ---------------------------------------------------------------------------------------------
 # Parameter files
 # ---------------------------------------------------------------------------------------------
 
@@ -158,12 +92,34 @@ def network_state(net: gluon.Block) -> Dict[str, mx.np.ndarray]:
     return arrays
 
 
-def save_parameters(net: gluon.Block, path: PathLike) -> Path:
+def parameters_sidecar(path: PathLike) -> Path:
+    """The JSON file beside a parameter file that says what the parameters are for
+    (``model.params`` -> ``model.params.json``)."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def save_parameters(net: gluon.Block, path: PathLike, *,
+                    about: Optional[Mapping[str, Any]] = None) -> Path:
     """Save ``net``'s parameters and array-held state (e.g. the scratch BatchNorm's moving
     statistics) to ``path`` atomically; load with :func:`load_parameters` or, for the parameters
-    alone, ``net.load_parameters(path, ignore_extra=True)``."""
+    alone, ``net.load_parameters(path, ignore_extra=True)``. ``about`` (e.g. the model's name and
+    the input size it was trained at) is written beside it (:func:`parameters_sidecar`), so that
+    the file is used correctly wherever it is moved with it."""
     arrays = network_state(net)
+    if about is not None:  # first: parameters never exist without what they are for
+        atomic_write(parameters_sidecar(path), lambda tmp: Path(tmp).write_text(
+            json.dumps(dict(about), indent=2)))
     return atomic_write(path, lambda tmp: npx.save(tmp, arrays))
+
+
+def read_sidecar(path: PathLike) -> Optional[Dict[str, Any]]:
+    """What :func:`save_parameters` wrote beside ``path``, or None when there is nothing."""
+    try:
+        about = json.loads(parameters_sidecar(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return about if isinstance(about, dict) else None
 
 
 def _named_arrays(loaded, source: str) -> Dict[str, mx.np.ndarray]:
@@ -175,6 +131,9 @@ def _named_arrays(loaded, source: str) -> Dict[str, mx.np.ndarray]:
 
 def _read(path: PathLike) -> Dict[str, mx.np.ndarray]:
     path = Path(path)
+    if path.is_dir():
+        raise FileNotFoundError(f"{path} is a folder; give the parameter file in it, e.g. "
+                                f"{path / 'model.params'}")
     if not path.is_file():
         raise FileNotFoundError(f"parameter file {path} does not exist")
     try:
@@ -213,6 +172,13 @@ def _assign(net: gluon.Block, arrays: Dict[str, mx.np.ndarray], *, source: str, 
             problems.append(f"shapes differ: {_few(wrong)}")
         raise CheckpointError(f"{source} does not fit this {what} ({'; '.join(problems)}); "
                               f"is it a file of another model or configuration?")
+    bad = [name for name, array in arrays.items() if name in expected
+           and onp.issubdtype(array.dtype, onp.floating)
+           and not onp.isfinite(array.asnumpy()).all()]
+    if bad:
+        raise CheckpointError(f"{source} holds NaN or infinite values in {_few(sorted(bad))}; "
+                              f"the run that wrote it diverged or the file is damaged: use "
+                              f"parameters of an earlier epoch or train again")
     ctx = ctx or _contexts(net)
     for name, param in params.items():
         param._load_init(arrays[name].as_nd_ndarray() if not _np(param) else arrays[name], ctx,
@@ -346,6 +312,9 @@ def load_checkpoint(path: PathLike) -> Checkpoint:
     """Read and check a checkpoint written by :func:`save_checkpoint`; a damaged or foreign file
     raises :class:`CheckpointError` saying what is wrong with it."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file; move it away (a run "
+                              f"writes its checkpoint under that name)")
     if not path.is_file():
         raise FileNotFoundError(f"there is no checkpoint {path}")
 

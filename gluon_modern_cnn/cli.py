@@ -8,11 +8,17 @@ benchmark harness brings its own (``gluon_modern_cnn.bench``).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence
 
 from . import distributed
+from .checks import positive_float_arg, positive_int_arg
+from .files import OutputError, claim_run_folder, describe_os_error
 
 __all__ = ["main", "build_parser", "command", "UsageError"]
 
@@ -31,24 +37,7 @@ def command(name: str):
     return decorator
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
+_positive_int, _positive_float = positive_int_arg, positive_float_arg
 
 
 def _model_name(name: str) -> str:
@@ -182,13 +171,18 @@ _RUN_SETTINGS = ("lr", "num_epochs", "batch_size", "resize", "hybridize", "subse
 
 def _run_train(args) -> int:
     from .devices import parse_devices
-    from .experiment import prepare_output, resolve_settings, resume_training, train_model
     _model_name(args.model)
     given = {name: getattr(args, name) for name in _RUN_SETTINGS
              if getattr(args, name) is not None}
     devices = parse_devices(args.device) if args.device is not None else None
     kvstore = args.kvstore or "device"
     on_cluster = kvstore.startswith("dist")
+    if os.environ.get(distributed.LAUNCHER_ENV_VAR) and not on_cluster \
+            and not os.environ.get(distributed.INDEPENDENT_ENV_VAR):
+        raise UsageError(f"this process was started by `launch` but trains with --kvstore "
+                         f"{kvstore}: every process would train on its own into the same folder. "
+                         f"Add --kvstore dist_sync to train one model on the cluster (or pass "
+                         f"--independent to `launch` to really run independent copies)")
     if args.resume is not None:
         if on_cluster:
             raise UsageError(f"--resume cannot be combined with --kvstore {kvstore}: a cluster "
@@ -200,22 +194,13 @@ def _run_train(args) -> int:
         if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
             raise UsageError("--resume DIR continues the run in DIR and writes there; leave out "
                              "--out")
-        out = Path(args.resume)
-        outcome = resume_training(out, model=args.model, settings=given, device=devices,
-                                  data_root=args.data_root)
-    else:
-        settings = resolve_settings(args.model, **{"seed": 0, **given})
-        if on_cluster:
-            # Every worker has checked the arguments by now; connecting tells the rank, and only
-            # rank 0 writes. The kvstore lives until this worker is done.
-            kvstore = distributed.create_kvstore(kvstore)
-        chief = distributed.is_chief(kvstore if on_cluster else None)
-        out = (prepare_output(args.out or Path("runs") / args.model, overwrite=args.overwrite)
-               if chief else None)
-        outcome = train_model(settings, device=devices or parse_devices("auto"),
-                              data_root=args.data_root, out=out, kvstore=kvstore)
+    try:
+        outcome, out = _train_or_resume(args, given, devices, kvstore, on_cluster)
+    except OutputError as err:
+        raise UsageError(_after_write_error(err, args)) from None
     if outcome.history.interrupted:
         done = len(outcome.history.epochs)
+        status = 143 if outcome.history.stopped_by == "SIGTERM" else 130
         if on_cluster:
             print(f"interrupted after {done} finished epochs" + (
                 f"; the weights of epoch {done} are in {out}" if out and done else ""),
@@ -223,10 +208,47 @@ def _run_train(args) -> int:
         else:
             print(f"interrupted; the checkpoint of epoch {done} is in {out}. Continue with: "
                   f"gluon-modern-cnn train {args.model} --resume {out}" if done else
-                  "interrupted during the first epoch, before any checkpoint; start again with "
-                  "--overwrite", file=sys.stderr)
-        return 130
+                  "interrupted during the first epoch, before any checkpoint; run the same "
+                  "command again to start over", file=sys.stderr)
+        return status
     return 0
+
+
+def _train_or_resume(args, given, devices, kvstore, on_cluster):
+    """The run, holding its folder for the whole of it (a second run into it is refused)."""
+    from .devices import parse_devices
+    from .experiment import prepare_output, resolve_settings, resume_training, train_model
+    if args.resume is not None:
+        out = Path(args.resume)
+        with claim_run_folder(out) if out.is_dir() else contextlib.nullcontext():
+            return resume_training(out, model=args.model, settings=given, device=devices,
+                                   data_root=args.data_root), out
+    settings = resolve_settings(args.model, **{"seed": 0, **given})
+    if on_cluster:
+        # Every worker has checked the arguments by now; connecting tells the rank, and only
+        # rank 0 writes. The kvstore lives until this worker is done.
+        kvstore = distributed.create_kvstore(kvstore)
+    chief = distributed.is_chief(kvstore if on_cluster else None)
+    out = Path(args.out or Path("runs") / args.model) if chief else None
+    with claim_run_folder(out) if out is not None else contextlib.nullcontext():
+        if out is not None:
+            prepare_output(out, overwrite=args.overwrite)
+        return train_model(settings, device=devices or parse_devices("auto"),
+                           data_root=args.data_root, out=out, kvstore=kvstore), out
+
+
+def _after_write_error(err: OSError, args) -> str:
+    """A failed write, with what survives of the run and how to continue it."""
+    from .experiment import OUTPUT_FILES
+    folder = Path(args.resume or args.out or Path("runs") / args.model)
+    checkpoint = folder / OUTPUT_FILES["checkpoint"]
+    resume = f"gluon-modern-cnn train {args.model} --resume {folder}"
+    if checkpoint.is_file() and getattr(err, "path", None) == checkpoint:
+        return f"{err}. Once that is fixed, continue from it with: {resume}"
+    if checkpoint.is_file():
+        return (f"{err}. The checkpoint of the last finished epoch ({checkpoint}) is intact; "
+                f"once that is fixed, continue with: {resume}")
+    return f"{err}. Nothing was trained yet; once that is fixed, run the same command again"
 
 
 @command("launch")
@@ -444,14 +466,40 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = _stop_on_sigterm()
     try:
         return args.func(args)
-    except (UsageError, ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"{parser.prog} {args.command}: error: {_one_line(err)}", file=sys.stderr)
+    except (UsageError, ValueError, OSError, FloatingPointError, MemoryError) as err:
+        # OSError: files and folders (disk full, read-only, no permission, a folder where a file
+        # should be, a busy run folder); FloatingPointError: training diverged.
+        message = _one_line(err) or type(err).__name__
+        if isinstance(err, MemoryError):
+            message = (f"out of memory ({message}); choose a smaller --batch-size or --resize, "
+                       f"or a smaller model")
+        if isinstance(err, OSError) and not isinstance(err, OutputError) and err.filename \
+                and err.strerror:
+            message = describe_os_error(err, err.filename, action="use")
+        print(f"{parser.prog} {args.command}: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         print(f"{parser.prog} {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return 143 if str(err) == "SIGTERM" else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum, frame):
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def _stop_on_sigterm():
+    """SIGTERM as Ctrl-C (a message and exit status 143, not a silent death) outside training,
+    which handles it itself (stopping after the batch); returns the handler it replaced."""
+    if (not hasattr(signal, "SIGTERM") or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):  # e.g. ignored on purpose
+        return None
+    return signal.signal(signal.SIGTERM, _terminated)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar,
 import numpy
 
 from ._compat import import_mxnet, np_thread
+from .checks import check_positive_int
+from .files import sync_file
 
 mx = import_mxnet()
 from mxnet import gluon  # noqa: E402  (needs import_mxnet() first, for numpy >= 1.24)
@@ -284,6 +286,7 @@ def _download(root: Path, spec: _IDXSpec) -> Tuple[Optional[Path], List[str]]:
                 failures.append(f"{url}: served a bad file: {err.problem}")
                 continue
             os.chmod(tmp, 0o644)
+            sync_file(tmp)  # on disk before it gets its name, as files.atomic_write does
             _publish(tmp, target)
             return target, failures
         except Exception as err:  # any network or server failure: try the next mirror
@@ -684,9 +687,7 @@ def _check_int(value, name: str) -> int:
 
 
 def _check_positive_int(value, name: str) -> int:
-    if _check_int(value, name) <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return int(value)
+    return int(check_positive_int(_check_int(value, name), name))  # TypeError for a non-int
 
 
 def _check_epoch(epoch) -> int:

@@ -25,6 +25,7 @@ import ipaddress
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -36,11 +37,14 @@ from pathlib import Path
 from typing import (IO, TYPE_CHECKING, Callable, Dict, Iterator, List, Mapping, Optional, Sequence,
                     Tuple, Union)
 
+from .checks import check_positive, check_positive_int
+
 if TYPE_CHECKING:
     from mxnet.kvstore import KVStore
 
 __all__ = [
-    "KVSTORE_TYPES", "LAUNCHER_ENV_VAR", "DEFAULT_PORT",
+    "KVSTORE_TYPES", "LAUNCHER_ENV_VAR", "INDEPENDENT_ENV_VAR", "DEFAULT_PORT",
+    "DEFAULT_STALL_TIMEOUT",
     "create_kvstore", "WorkerInfo", "worker_info", "is_chief", "shard_options",
     "trainer_batch_size",
     "Host", "read_hosts_file", "ClusterProcess", "ClusterPlan", "plan_cluster",
@@ -56,6 +60,11 @@ _SYNC_TYPES = ("dist_sync", "dist_sync_device")
 
 #: Set by the launcher in every process it starts; workers then report their kvstore rank on stdout.
 LAUNCHER_ENV_VAR = "GLUON_MODERN_CNN_LAUNCHER"
+#: Set by ``launch --independent``: every process may train on its own (no cluster kvstore).
+INDEPENDENT_ENV_VAR = "GLUON_MODERN_CNN_INDEPENDENT"
+#: Seconds a local worker may be stopped (SIGSTOP, Ctrl-Z) or use no CPU before the launcher
+#: declares it hung and stops the cluster (``--stall-timeout``).
+DEFAULT_STALL_TIMEOUT = 120.0
 #: The scheduler's port on multi-host runs unless ``port=`` is given (open it in the firewall).
 DEFAULT_PORT = 9091
 
@@ -151,8 +160,7 @@ def trainer_batch_size(kv: Optional["KVStore"], batch_size: int) -> int:
     docs/distributed.md). ``dist_async`` applies each worker's gradient on its own, and a single
     process already sums its devices' gradients over ``batch_size`` samples: both keep it as is.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_positive_int(batch_size, "batch_size")
     if kv is not None and kv.type in _SYNC_TYPES:
         return batch_size * int(kv.num_workers)
     return batch_size
@@ -361,9 +369,7 @@ def _check_command(command: Sequence[str]) -> List[str]:
 
 
 def _check_count(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    return value
+    return check_positive_int(value, what)
 
 
 def _check_port(port) -> int:
@@ -544,7 +550,8 @@ class _Running:
 
 
 def launch(plan: ClusterPlan, *, timeout: Optional[float] = None, grace: float = 10.0,
-           stdout: Optional[IO[str]] = None, stderr: Optional[IO[str]] = None) -> LaunchResult:
+           stdout: Optional[IO[str]] = None, stderr: Optional[IO[str]] = None,
+           stall_timeout: Optional[float] = DEFAULT_STALL_TIMEOUT) -> LaunchResult:
     """Run ``plan`` (from :func:`plan_cluster`) and watch every process until the workers finish.
 
     Each process runs in its own process group; its output lines are forwarded to ``stdout`` and
@@ -554,10 +561,14 @@ def launch(plan: ClusterPlan, *, timeout: Optional[float] = None, grace: float =
     dies or exits non-zero, after ``timeout`` seconds, on Ctrl-C or on SIGTERM, every process group
     gets SIGTERM, then SIGKILL after ``grace`` seconds (remote ones through ssh too; a second
     Ctrl-C skips the wait) and :class:`ClusterError` (:class:`ClusterTimeout`) names the failed
-    worker by its kvstore rank, or KeyboardInterrupt is re-raised.
+    worker by its kvstore rank, or KeyboardInterrupt is re-raised. A local worker stopped or
+    using no CPU for ``stall_timeout`` seconds fails the cluster the same way (None: no limit).
+    Local processes are killed when the launcher dies, even by SIGKILL (Linux).
     """
-    if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
-        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+    if stall_timeout is not None:
+        check_positive(stall_timeout, "stall_timeout (seconds)", integer=False)
+    if timeout is not None:
+        check_positive(timeout, "timeout (seconds)", integer=False)
     if not (isinstance(grace, (int, float)) and grace >= 0):
         raise ValueError(f"grace must be a number of seconds >= 0, got {grace!r}")
     output = _Output(stdout or sys.stdout, stderr or sys.stderr)
@@ -570,7 +581,7 @@ def launch(plan: ClusterPlan, *, timeout: Optional[float] = None, grace: float =
                 running.append(_start(spec, output, plan.ssh_options))
         output.note(f"started {len(running)} processes (scheduler at {plan.scheduler_uri}:"
                     f"{plan.port}); each worker reports its kvstore rank when it connects")
-        _supervise(running, output, started, timeout, grace)
+        _supervise(running, output, started, timeout, grace, stall_timeout)
         return LaunchResult({r.spec.index: r.rank for r in running if r.spec.role == "worker"},
                             time.monotonic() - started)
     finally:
@@ -588,9 +599,10 @@ def _start(spec: ClusterProcess, output: _Output, ssh_options: Tuple[str, ...]) 
     else:
         env = None  # the remote command sets the cluster variables itself
     try:
-        popen = subprocess.Popen(spec.argv, env=env, cwd=spec.cwd, stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 start_new_session=True)
+        argv = _die_with_parent(spec.argv, env, spec.cwd)  # ssh clients too: that ends sessions
+        popen = subprocess.Popen(argv, env=env, cwd=spec.cwd,
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, start_new_session=True)
     except FileNotFoundError:
         problem = (f"directory {spec.cwd!r} not found (--workdir)"
                    if spec.cwd and not os.path.isdir(spec.cwd)
@@ -606,15 +618,93 @@ def _start(spec: ClusterProcess, output: _Output, ssh_options: Tuple[str, ...]) 
     return running
 
 
+# Run before a local process's program (Linux): ask the kernel to SIGKILL it when the launcher
+# dies, however it dies (SIGKILL included), then exec the program under the same pid. A separate
+# interpreter rather than Popen's preexec_fn, which is unsafe once the output threads run.
+_DIE_WITH_PARENT = """
+import ctypes, os, signal, sys
+ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[1]):  # the launcher died before the line above
+    sys.exit(1)
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
+
+
+def _die_with_parent(argv: Sequence[str], env: Optional[Mapping[str, str]],
+                     cwd: Optional[str]) -> List[str]:
+    """``argv`` started so that it dies with this process (on Linux; elsewhere as it is)."""
+    if not sys.platform.startswith("linux"):
+        return list(argv)
+    program = argv[0]
+    if os.sep in program:
+        found = os.access(os.path.join(cwd or "", program), os.X_OK)
+    else:
+        found = shutil.which(program, path=(env or os.environ).get("PATH")) is not None
+    if not found:  # as Popen would say it, before the interpreter in between hides it
+        raise FileNotFoundError(program)
+    return [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *argv]
+
+
+def _cpu_state(pid: int) -> Optional[Tuple[str, int]]:
+    """``(state letter, CPU ticks used)`` of a local process from /proc, None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().decode().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, UnicodeDecodeError):
+        return None
+    return fields[0], int(fields[11]) + int(fields[12])  # state, utime + stime
+
+
+class _StallWatch:
+    """Notices a local worker stopped (SIGSTOP, Ctrl-Z: state T) for ``seconds``, which the others
+    would wait for forever at the next synchronization, and local workers that all use no CPU
+    time for ``seconds`` (a hung cluster: a deadlock, or a peer elsewhere that stopped)."""
+
+    def __init__(self, workers: List["_Running"], seconds: Optional[float]):
+        self.workers = [w for w in workers if w.spec.host is None]
+        self.seconds = seconds
+        self.stopped_since: Dict[int, float] = {}
+        self.ticks: Optional[Tuple[int, ...]] = None
+        self.idle_since = 0.0
+
+    def check(self, now: float) -> None:
+        if self.seconds is None or not self.workers:
+            return
+        states = [(w, _cpu_state(w.popen.pid)) for w in self.workers if w.popen.poll() is None]
+        for w, state in states:
+            if state is None or state[0] not in "Tt":
+                self.stopped_since.pop(w.popen.pid, None)
+                continue
+            since = self.stopped_since.setdefault(w.popen.pid, now)
+            if now - since > self.seconds:
+                raise self._error(w, f"has been stopped (SIGSTOP or Ctrl-Z; `kill -CONT` resumes "
+                                     f"it) for {self.seconds:g} s; the other workers wait for it")
+        ticks = tuple(state[1] for _, state in states if state is not None)
+        if ticks != self.ticks:
+            self.ticks, self.idle_since = ticks, now
+        elif states and now - self.idle_since > self.seconds:
+            raise self._error(states[0][0], f"and every other worker on this machine have used no "
+                                            f"CPU time for {self.seconds:g} s: the cluster hangs")
+
+    def _error(self, w: "_Running", what: str) -> "ClusterError":
+        return ClusterError(f"{w.describe()} {what}. Stopped the cluster (--stall-timeout sets "
+                            f"this limit)", process=w.spec.name,
+                            rank=w.rank if w.rank is not None else w.spec.index,
+                            rank_reported=w.rank is not None)
+
+
 def _supervise(running: List[_Running], output: _Output, started: float,
-               timeout: Optional[float], grace: float) -> None:
+               timeout: Optional[float], grace: float,
+               stall_timeout: Optional[float] = DEFAULT_STALL_TIMEOUT) -> None:
     workers = [r for r in running if r.spec.role == "worker"]
     others = [r for r in running if r.spec.role != "worker"]
+    stalls = _StallWatch(workers, stall_timeout)
     ps_gone_since: Optional[float] = None
     while True:
         failed = [r for r in running if r.popen.poll() not in (None, 0)]
         if failed:
             raise _failure(failed)
+        stalls.check(time.monotonic())
         if all(r.popen.poll() == 0 for r in workers):
             break
         now = time.monotonic()
@@ -766,6 +856,13 @@ def add_launch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="extra ssh options as one string, e.g. '-i ~/.ssh/cluster -p 2222'")
     parser.add_argument("--timeout", type=float, metavar="SECONDS",
                         help="stop the cluster and fail after this long (default: no limit)")
+    parser.add_argument("--stall-timeout", type=float, default=DEFAULT_STALL_TIMEOUT,
+                        metavar="SECONDS",
+                        help=f"fail when a worker on this machine is stopped or uses no CPU for "
+                             f"this long (default {DEFAULT_STALL_TIMEOUT:g}; 0: never)")
+    parser.add_argument("--independent", action="store_true",
+                        help="let every process train on its own (`train` without a dist_* "
+                             "kvstore); without it such a command is refused")
     parser.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
                         help="how long processes get to exit before SIGKILL (default 10)")
     parser.add_argument("--dry-run", action="store_true",
@@ -775,6 +872,18 @@ def add_launch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="the program every process runs, after --, e.g. "
                              "-- python train.py --kvstore dist_sync")
     return parser
+
+
+def _trains_on_its_own(command: Sequence[str]) -> bool:
+    """Whether ``command`` is the package's ``train`` without a ``dist_*`` kvstore (the worker
+    refuses that too; this says it before anything starts)."""
+    words = list(command)
+    package = any(Path(w).name == "gluon-modern-cnn" for w in words) or "gluon_modern_cnn" in words
+    if not package or "train" not in words:
+        return False
+    kvstore = next((words[i + 1] for i, w in enumerate(words[:-1]) if w == "--kvstore"), "")
+    kvstore = next((w.split("=", 1)[1] for w in words if w.startswith("--kvstore=")), kvstore)
+    return not kvstore.startswith("dist")
 
 
 def run_launch(args: argparse.Namespace) -> int:
@@ -790,6 +899,13 @@ def run_launch(args: argparse.Namespace) -> int:
         if not sep:
             raise ValueError(f"--env takes VAR=VALUE, got {item!r}")
         env[name] = value
+    if getattr(args, "independent", False):
+        env[INDEPENDENT_ENV_VAR] = "1"
+    elif _trains_on_its_own(command):
+        raise ValueError("the command trains without a cluster kvstore: every worker would train "
+                         "its own model into the same output folder. Add --kvstore dist_sync to "
+                         "train one model on the cluster, or pass --independent to run "
+                         "independent copies")
     try:
         ssh_options = shlex.split(args.ssh_options)
     except ValueError as err:
@@ -803,7 +919,8 @@ def run_launch(args: argparse.Namespace) -> int:
         sys.stdout.write(plan.format())
         return 0
     try:
-        result = launch(plan, timeout=args.timeout, grace=args.grace)
+        result = launch(plan, timeout=args.timeout, grace=args.grace,
+                        stall_timeout=args.stall_timeout or None)
     except ClusterError as err:
         print(f"[launch] FAILED: {err}", file=sys.stderr)
         return 1

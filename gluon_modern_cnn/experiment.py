@@ -25,8 +25,10 @@ after every epoch instead of a checkpoint, and such a run cannot be resumed.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,11 +37,13 @@ from typing import Any, Iterable, List, Mapping, Optional, Sequence, Union
 import mxnet as mx
 
 from . import distributed
+from .checks import check_positive
 from .checkpoint import (Checkpoint, CheckpointError, atomic_write, load_checkpoint,
                          remove_stale_temporaries, save_checkpoint, save_parameters)
 from .data import (IMAGE_SIZE, FastImageLoader, load_data_fashion_mnist,
                    load_fashion_mnist_arrays, resolve_data_root)
 from .devices import parse_devices, try_gpu
+from .files import claim_run_folder
 from .registry import get_model, model_info
 from .training import (AnimatorCallback, Callback, History, book_animator, fit, format_epoch_ch5,
                        print_result)
@@ -50,7 +54,9 @@ __all__ = ["RunSettings", "TrainOutcome", "resolve_settings", "default_resize", 
 
 #: What an output folder holds after a run (the checkpoint after its first epoch).
 OUTPUT_FILES = {"settings": "settings.json", "history": "history.json", "curve": "curve.png",
-                "parameters": "model.params", "checkpoint": "checkpoint.zip"}
+                "parameters": "model.params", "checkpoint": "checkpoint.zip",
+                # What model.params is for (model, input size): read by evaluate/predict/export.
+                "about": "model.params.json"}
 
 _UNSET = object()
 
@@ -95,12 +101,29 @@ def default_resize(model: str) -> Optional[int]:
     return None if info.input_size == IMAGE_SIZE else info.input_size
 
 
-def check_input_size(model: str, resize: Optional[int]) -> None:
+def check_input_size(model: str, resize: Optional[int], batch_size: int = 1) -> None:
+    """Refuse an input size the model cannot take, or whose batches cannot fit in memory (checked
+    before anything is allocated: a huge resize would otherwise fail minutes later)."""
     info = model_info(model)
     size = resize or IMAGE_SIZE
     if size < info.min_input_size:
         raise ValueError(f"{model} needs input images of at least {info.min_input_size}x"
                          f"{info.min_input_size} pixels; resize={resize} gives {size}x{size}")
+    needed = batch_size * info.in_channels * size * size * 4  # one float32 input batch
+    memory = physical_memory()
+    if memory and needed > memory // 4:  # activations and gradients take many times more
+        raise ValueError(f"resize={resize} with batch_size={batch_size} needs "
+                         f"{needed / 2 ** 30:.1f} GiB for one input batch alone, on a machine with "
+                         f"{memory / 2 ** 30:.1f} GiB of memory; choose a smaller resize or batch "
+                         f"size")
+
+
+def physical_memory() -> Optional[int]:
+    """Bytes of memory of this machine, or None where the platform does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def resolve_settings(model: str, *, lr=None, num_epochs=None, batch_size=None, resize=_UNSET,
@@ -127,13 +150,9 @@ def resolve_settings(model: str, *, lr=None, num_epochs=None, batch_size=None, r
     if subset is not None and not fast_data:
         raise ValueError("subset= works with the fast data pipeline only (fast_data=True)")
     for name in ("num_epochs", "batch_size") + (("subset",) if subset is not None else ()):
-        value = getattr(settings, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    if isinstance(settings.lr, bool) or not isinstance(settings.lr, (int, float)) \
-            or not settings.lr > 0:
-        raise ValueError(f"lr must be a positive number; got {settings.lr!r}")
-    check_input_size(model, settings.resize)
+        check_positive(getattr(settings, name), name)
+    check_positive(settings.lr, "lr", integer=False)
+    check_input_size(model, settings.resize, settings.batch_size)
     return settings
 
 
@@ -149,6 +168,9 @@ def fashion_mnist_loader(train: bool, *, batch_size: int, resize: Optional[int] 
     its first ``subset`` images only, and on a cluster worker's shard of them
     (:func:`distributed.shard_options`)."""
     images, labels = load_fashion_mnist_arrays(train, root=data_root)
+    if train and subset is not None and subset > len(images):
+        raise ValueError(f"subset={subset} is more than the {len(images)} training images; give "
+                         f"at most {len(images)}, or leave it out to use them all")
     return FastImageLoader(images[:subset], labels[:subset], batch_size, resize=resize,
                            shuffle=train, seed=seed, num_shards=num_shards,
                            shard_index=shard_index)
@@ -247,11 +269,12 @@ class _ClusterCheckpointer(Callback):
     (``model.params``) and the history. ``trainer.save_states`` refuses a distributed kvstore (the
     servers hold the optimizer state), so there is no resumable checkpoint."""
 
-    def __init__(self, files: Mapping[str, Path]):
+    def __init__(self, files: Mapping[str, Path], about: Mapping[str, Any]):
         self.files = files
+        self.about = about
 
     def on_epoch_end(self, state):
-        save_parameters(state.net, self.files["parameters"])
+        save_parameters(state.net, self.files["parameters"], about=self.about)
         atomic_write(self.files["history"],
                      lambda tmp: Path(tmp).write_text(state.history.to_json()))
 
@@ -279,21 +302,32 @@ def _replay_curve(animator, curve: Mapping[str, Any]) -> None:
 def prepare_output(out: Union[str, Path], *, overwrite: bool = False) -> Path:
     """Check that ``out`` holds no earlier run before a new one writes there.
 
-    A folder with any of :data:`OUTPUT_FILES` is refused (continue that run with
-    :func:`resume_training`) unless ``overwrite``, which deletes that run's files first; other
-    files in the folder are left alone.
+    A folder with a run that has trained weights (its checkpoint or parameters) is refused
+    (continue that run with :func:`resume_training`) unless ``overwrite``, which deletes that
+    run's files first; the leftovers of a run that stopped before its first checkpoint are removed
+    with a note, since they hold nothing trained. Other files in the folder are left alone. A
+    folder another live run writes to is refused (:func:`files.claim_run_folder`).
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} is a file, not a folder for a run's outputs")
-    existing = [out / name for name in OUTPUT_FILES.values() if (out / name).exists()]
-    if existing and not overwrite:
-        raise FileExistsError(
-            f"{out} already holds a training run ({', '.join(p.name for p in existing)}); "
-            f"continue it with --resume {out}, replace it with --overwrite, or choose another "
-            f"--out folder")
-    for path in existing:
-        path.unlink()
+    with claim_run_folder(out):
+        existing = [out / name for name in OUTPUT_FILES.values() if (out / name).exists()]
+        trained = [p for p in existing if p.name in (OUTPUT_FILES["checkpoint"],
+                                                     OUTPUT_FILES["parameters"])]
+        if trained and not overwrite:
+            raise FileExistsError(
+                f"{out} already holds a training run ({', '.join(p.name for p in existing)}); "
+                f"continue it with --resume {out}, replace it with --overwrite, or choose "
+                f"another --out folder")
+        if existing and not trained:
+            print(f"note: removing {', '.join(p.name for p in existing)} from {out}, left by a "
+                  f"run that stopped before its first checkpoint", file=sys.stderr)
+        for path in existing:
+            if path.is_dir():
+                raise FileExistsError(f"{path} is a folder where a run writes a file; move it "
+                                      f"away or choose another --out folder")
+            path.unlink()
     return out
 
 
@@ -310,7 +344,9 @@ def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.
     size and resize); ``resume_from`` continues the run of a checkpoint (its parameters, optimizer
     state, history and curve); ``net``, ``initialize``, ``start_epoch``, ``history`` and
     ``trainer`` give the same control piecewise. ``progress`` shows a tqdm bar per epoch on
-    stderr. Prints the book's two result lines unless ``quiet``.
+    stderr. Prints the book's two result lines unless ``quiet``. ``out`` is held for the run
+    (:func:`files.claim_run_folder`): another run into it meanwhile is refused, naming this one.
+    ``model.params`` gets ``model.params.json`` beside it: the model and the input size.
 
     ``kvstore`` is a name (``device``, ``local``, or ``dist_sync`` and the other cluster types) or
     a kvstore (:func:`distributed.create_kvstore`). On a cluster, ``settings.batch_size`` is per
@@ -333,60 +369,77 @@ def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.
         step_batch_size = distributed.trainer_batch_size(kvstore, settings.batch_size)
         if not cluster.is_chief:
             out, quiet = None, True  # every worker has the same weights: rank 0 writes them
-    if data is None:
-        data = _fashion_mnist(settings, data_root, distributed.shard_options(
-            kvstore if cluster is not None else None))
-    train_iter, test_iter = data
-    if net is None:
-        # Fresh names (conv0, ...) in every process: Gluon's Trainer orders the parameters, and
-        # with them the optimizer state a checkpoint holds, by name.
-        with mx.name.NameManager():
-            net = get_model(settings.model)
-    if resume_from is not None:
-        resume_from.load_parameters(net, ctx=devices)
-        initialize, start_epoch, history = False, resume_from.epoch, resume_from.history
-    if settings.hybridize:
-        net.hybridize(static_alloc=True, static_shape=True)
-    out = Path(out) if out is not None else None
-    files = {}
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        files = {key: out / name for key, name in OUTPUT_FILES.items()}
-        run = {"settings": settings.to_dict(), "devices": [str(d) for d in devices]}
-        if cluster is not None:
-            # What trainer.step divides by: the global batch under dist_sync (see distributed).
-            run["cluster"] = {"kvstore": kvstore.type, "num_workers": cluster.num_workers,
-                              "step_batch_size": step_batch_size}
-        atomic_write(files["settings"], lambda tmp: Path(tmp).write_text(
-            json.dumps(run, indent=2)))
-    animator = book_animator(settings.num_epochs, path=files.get("curve"))
-    if resume_from is not None and resume_from.extra.get("curve"):
-        _replay_curve(animator, resume_from.extra["curve"])
-    extra_callbacks = []
-    if progress:
-        print(_describe_run(settings, devices, out, resume_from, kvstore=kvstore,
-                            step_batch_size=step_batch_size), file=sys.stderr, flush=True)
-        if cluster is None:
-            extra_callbacks.append(ProgressBar())
-        elif cluster.is_chief:
-            extra_callbacks.append(_EpochLines())
-    if out is not None:
-        extra_callbacks.append(Checkpointer(files["checkpoint"], settings,
-                                            resume_from=resume_from, animator=animator,
-                                            data_root=data_root)
-                               if cluster is None else _ClusterCheckpointer(files))
-    history = fit(net, train_iter, test_iter, settings.num_epochs, lr=settings.lr,
-                  trainer=trainer, device=devices, initialize=initialize,
-                  start_epoch=start_epoch, history=history, seed=settings.seed,
-                  callbacks=[AnimatorCallback(animator), *extra_callbacks, *callbacks],
-                  kvstore=kvstore, step_batch_size=step_batch_size)
-    if out is not None:
-        atomic_write(files["history"], lambda tmp: Path(tmp).write_text(history.to_json()))
-        if history.epochs:
-            save_parameters(net, files["parameters"])
-    if not quiet:
-        print_result(history, devices)
-    return TrainOutcome(net, history, settings, devices, out, files)
+    # One live run per folder: a second run into it is refused while this one lives.
+    with (claim_run_folder(out) if out is not None else contextlib.nullcontext()):
+        if data is None:
+            data = _fashion_mnist(settings, data_root, distributed.shard_options(
+                kvstore if cluster is not None else None))
+        train_iter, test_iter = data
+        if net is None:
+            # Fresh names (conv0, ...) in every process: Gluon's Trainer orders the parameters, and
+            # with them the optimizer state a checkpoint holds, by name.
+            with mx.name.NameManager():
+                net = get_model(settings.model)
+        if resume_from is not None:
+            resume_from.load_parameters(net, ctx=devices)
+            initialize, start_epoch, history = False, resume_from.epoch, resume_from.history
+        if settings.hybridize:
+            net.hybridize(static_alloc=True, static_shape=True)
+        out = Path(out) if out is not None else None
+        files = {}
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            files = {key: out / name for key, name in OUTPUT_FILES.items()}
+            run = {"settings": settings.to_dict(), "devices": [str(d) for d in devices],
+                   "images": _image_counts(train_iter, test_iter)}
+            if cluster is not None:
+                # What trainer.step divides by: the global batch under dist_sync (see distributed).
+                run["cluster"] = {"kvstore": kvstore.type, "num_workers": cluster.num_workers,
+                                  "step_batch_size": step_batch_size}
+            atomic_write(files["settings"], lambda tmp: Path(tmp).write_text(
+                json.dumps(run, indent=2)))
+        animator = book_animator(settings.num_epochs, path=files.get("curve"))
+        if resume_from is not None and resume_from.extra.get("curve"):
+            _replay_curve(animator, resume_from.extra["curve"])
+        extra_callbacks = []
+        if progress:
+            print(_describe_run(settings, devices, out, resume_from, kvstore=kvstore,
+                                step_batch_size=step_batch_size), file=sys.stderr, flush=True)
+            if cluster is None:
+                extra_callbacks.append(ProgressBar())
+            elif cluster.is_chief:
+                extra_callbacks.append(_EpochLines())
+        if out is not None:
+            extra_callbacks.append(
+                Checkpointer(files["checkpoint"], settings, resume_from=resume_from,
+                             animator=animator, data_root=data_root)
+                if cluster is None else _ClusterCheckpointer(files, _about(settings)))
+        history = fit(net, train_iter, test_iter, settings.num_epochs, lr=settings.lr,
+                      trainer=trainer, device=devices, initialize=initialize,
+                      start_epoch=start_epoch, history=history, seed=settings.seed,
+                      callbacks=[AnimatorCallback(animator), *extra_callbacks, *callbacks],
+                      kvstore=kvstore, step_batch_size=step_batch_size)
+        if out is not None:
+            atomic_write(files["history"], lambda tmp: Path(tmp).write_text(history.to_json()))
+            if history.epochs:
+                save_parameters(net, files["parameters"], about=_about(settings))
+        if not quiet:
+            print_result(history, devices)
+        return TrainOutcome(net, history, settings, devices, out, files)
+
+
+def _about(settings: RunSettings) -> dict:
+    """What a parameter file of this run is for, written beside it (``model.params.json``)."""
+    info = model_info(settings.model)
+    return {"model": settings.model, "resize": settings.resize,
+            "input_shape": [info.in_channels, settings.resize or IMAGE_SIZE,
+                            settings.resize or IMAGE_SIZE]}
+
+
+def _image_counts(train_iter, test_iter) -> dict:
+    """How many images each split of the run has (``--subset`` cuts both, to what they hold)."""
+    return {split: len(loader.indices()) if hasattr(loader, "indices") else None
+            for split, loader in (("train", train_iter), ("test", test_iter))}
 
 
 def _cluster_of(kvstore) -> Optional[distributed.WorkerInfo]:
@@ -435,6 +488,8 @@ def resume_training(out: Union[str, Path], *, model: str,
         raise FileNotFoundError(f"{out} does not exist; resume takes the output folder of an "
                                 f"earlier run")
     path = out / OUTPUT_FILES["checkpoint"]
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file; move it away")
     if not path.exists() and _cluster_run(out) is not None:
         raise ValueError(f"the run in {out} trained on a cluster ({_cluster_run(out)}), which "
                          f"keeps no checkpoint: MXNet cannot save the optimizer state its servers "
@@ -443,7 +498,7 @@ def resume_training(out: Union[str, Path], *, model: str,
     if not path.exists():
         raise FileNotFoundError(f"{out} holds no checkpoint ({path.name}); a run writes one at the "
                                 f"end of every epoch, so this one stopped during its first epoch. "
-                                f"Start it again with --overwrite")
+                                f"Start it again: the same command without --resume")
     checkpoint = load_checkpoint(path)
     if checkpoint.model != model:
         raise CheckpointError(f"checkpoint in {out} is for {checkpoint.model}, not {model}")

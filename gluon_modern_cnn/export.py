@@ -28,6 +28,7 @@ from typing import (TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, S
                     Union)
 
 from ._compat import activate_np, import_mxnet, mxnet_error_summary
+from .files import OutputError, describe_os_error, sync_file
 
 if TYPE_CHECKING:
     import mxnet
@@ -159,11 +160,15 @@ def _write_atomically(targets: Sequence[Path], write: Callable[[Path], Sequence[
     """Write into a temporary folder beside ``targets`` and move the results in place, so that a
     failed export leaves no half-written files (and replaces nothing)."""
     parent = targets[0].parent
-    parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=parent, prefix=".export-") as tmp:
-        written = write(Path(tmp))
-        for source, target in zip(written, targets):
-            os.replace(source, target)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=parent, prefix=".export-") as tmp:
+            written = write(Path(tmp))
+            for source, target in zip(written, targets):
+                sync_file(source)
+                os.replace(source, target)
+    except OSError as err:
+        raise OutputError(describe_os_error(err, targets[0]), err.errno, targets[0]) from None
 
 
 def export_mxnet(net, prefix: PathLike, *, input_shape: Sequence[int], epoch: int = 0,

@@ -8,6 +8,7 @@ what training saw.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
@@ -16,7 +17,7 @@ import mxnet as mx
 import numpy
 
 from ._compat import mxnet_error_summary
-from .checkpoint import load_parameters
+from .checkpoint import load_parameters, read_sidecar
 from .data import IMAGE_SIZE, FastImageLoader, get_fashion_mnist_labels
 from .devices import try_gpu
 from .experiment import OUTPUT_FILES, check_input_size, default_resize, fashion_mnist_loader
@@ -27,17 +28,27 @@ __all__ = ["trained_resize", "load_trained", "evaluate_model", "read_image", "Pr
            "predict_images"]
 
 def trained_resize(model: str, params: Union[str, Path]) -> Optional[int]:
-    """The ``resize`` the parameters in ``params`` were trained with: that of the run folder they
-    are in (its ``settings.json``, if it trained ``model`` or its twin), else the book's."""
+    """The ``resize`` the parameters in ``params`` were trained with: from the file beside them
+    (``model.params.json``, :func:`checkpoint.read_sidecar`), else from the run folder they are in
+    (its ``settings.json``), when either is about ``model`` or its twin; else the book's."""
+    known, resize = _saved_resize(model, params)
+    return resize if known else default_resize(model)
+
+
+def _saved_resize(model: str, params: Union[str, Path]) -> Tuple[bool, Optional[int]]:
+    """``(True, resize)`` when a file beside ``params`` says it, else ``(False, None)``."""
     info = model_info(model)
+    about = read_sidecar(params)
+    if about is not None and about.get("model") in (info.book_model, info.hybrid_model) and "resize" in about:
+        return True, about["resize"]
     try:
         saved = json.loads((Path(params).parent / OUTPUT_FILES["settings"]).read_text())
         run = saved["settings"]
         if run["model"] in (info.book_model, info.hybrid_model):
-            return run["resize"]
+            return True, run["resize"]
     except (OSError, ValueError, KeyError, TypeError):
-        pass  # not a run folder of this model: the book's resize
-    return default_resize(model)
+        pass  # not a run folder of this model
+    return False, None
 
 
 def load_trained(model: str, params: Union[str, Path], *, resize: Optional[int] = None,
@@ -54,7 +65,10 @@ def load_trained(model: str, params: Union[str, Path], *, resize: Optional[int] 
             raise ValueError(f"{model} is an nn.Block (its forward is Python code) without a "
                              f"hybridizable twin, so it has no graph to export")
         model, info = info.hybrid_model, model_info(info.hybrid_model)
-    resize = trained_resize(model, params) if resize is None else resize
+    known = resize is not None
+    if not known:
+        known, resize = _saved_resize(model, params)
+        resize = resize if known else default_resize(model)
     check_input_size(model, resize)
     device = device or try_gpu()
     net = get_model(model)
@@ -67,6 +81,10 @@ def load_trained(model: str, params: Union[str, Path], *, resize: Optional[int] 
         raise ValueError(f"the parameters in {params} do not fit {size}x{size} inputs; they were "
                          f"trained with another resize (pass it with --resize): "
                          f"{mxnet_error_summary(err)}") from None
+    if not known:
+        print(f"note: nothing beside {params} says what input size it was trained at; assumed "
+              f"{model}'s book size {size}x{size}. If it was trained at another size, pass "
+              f"--resize N (resize= in Python)", file=sys.stderr)
     return net, resize
 
 
@@ -99,6 +117,9 @@ def read_image(path: Union[str, Path]) -> numpy.ndarray:
             raise ValueError(f"{path} is not a numpy array file: {err}") from None
         if array.ndim == 3 and 1 in (array.shape[0], array.shape[-1]):
             array = array.reshape(array.shape[1:] if array.shape[0] == 1 else array.shape[:-1])
+        if array.ndim == 2 and array.size == 0:
+            raise ValueError(f"{path} holds an empty array of shape {array.shape}; expected one "
+                             f"grayscale image")
         if array.ndim != 2:
             raise ValueError(f"{path} holds an array of shape {array.shape}; expected one grayscale "
                              f"image of shape (height, width)")
@@ -111,13 +132,46 @@ def read_image(path: Union[str, Path]) -> numpy.ndarray:
             raise ValueError(f"{path} holds {array.dtype} values; expected uint8 pixels or floats "
                              f"in [0, 1]")
         return array.astype(numpy.uint8)
-    from PIL import Image, UnidentifiedImageError  # Pillow comes with matplotlib
+    from PIL import Image, ImageFile, UnidentifiedImageError  # Pillow comes with matplotlib
+    # gluoncv's data modules relax this for the whole process; a truncated file must not pass.
+    lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
     try:
         with Image.open(path) as image:
-            return numpy.asarray(image.convert("L"), dtype=numpy.uint8)
+            return _grayscale(image)
     except UnidentifiedImageError:
         raise ValueError(f"{path} is neither an image file Pillow can read (PNG, JPEG, ...) nor a "
                          f".npy array") from None
+    except Image.DecompressionBombError as err:
+        raise ValueError(f"{path} is refused as a possible decompression bomb ({err})") from None
+    except (OSError, SyntaxError) as err:  # truncated or damaged data; SyntaxError: bad header
+        raise ValueError(f"{path} is a damaged or truncated image: {err}") from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
+
+
+def _grayscale(image) -> numpy.ndarray:
+    """An image of any Pillow mode as 8-bit gray with its full range: 16- and 32-bit modes are
+    scaled by their bit depth (``convert("L")`` clips them to 0/255), palettes are looked up,
+    transparency is composited on black (Fashion-MNIST's background), CMYK goes through RGB."""
+    image.load()  # decodes now: a truncated file fails here, inside read_image's checks
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        array = numpy.asarray(image, dtype=numpy.float64)
+        if image.mode.startswith("I;16"):
+            top = 65535.0
+        elif image.mode == "I":
+            top = 65535.0 if array.max(initial=0) <= 65535 else float(2 ** 32 - 1)
+        else:
+            top = 1.0 if array.max(initial=0) <= 1 else 255.0  # floats in [0, 1] or [0, 255]
+        return numpy.round(numpy.clip(array / top, 0, 1) * 255).astype(numpy.uint8)
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = numpy.asarray(image.convert("RGBA"), dtype=numpy.float64)
+        gray = rgba[..., :3] @ numpy.array([0.299, 0.587, 0.114])  # ITU-R 601, as "L"
+        return numpy.round(gray * rgba[..., 3] / 255).astype(numpy.uint8)
+    if image.mode == "CMYK":
+        image = image.convert("RGB")
+    return numpy.asarray(image.convert("L"), dtype=numpy.uint8)
 
 
 @dataclass(frozen=True)

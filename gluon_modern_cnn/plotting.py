@@ -24,6 +24,8 @@ from typing import Any, Sequence
 
 from matplotlib.figure import Figure
 
+from .files import atomic_write
+
 __all__ = ["Animator"]
 
 _FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
@@ -200,14 +202,9 @@ class Animator:
         return buffer.getvalue()
 
     def _write(self, path: Path) -> None:
-        # Write beside the target, then rename: a viewer reloading the file never sees half of it.
+        # Written beside the target, then renamed: a viewer reloading it never sees half of it.
         data = self._render(_FORMATS[path.suffix.lower()])
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        try:
-            partial.write_bytes(data)
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
+        atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
     def _show(self) -> None:
         try:

@@ -18,6 +18,7 @@ import mxnet as mx
 from . import book
 from .checkpoint import atomic_write
 from .experiment import prepare_output, resolve_settings, train_model
+from .files import claim_run_folder
 from .machine import machine_info, machine_summary
 from .registry import model_info
 
@@ -60,30 +61,32 @@ def reproduce(section_key: str, *, models: Optional[Sequence[str]] = None,
         raise ValueError(f"section {section_key} trains {trained}; nothing matches {models}")
     out = Path(out)
     names = [model_info(r.model).hybrid_model if hybridize else r.model for r in runs]
-    if (out / "results.json").exists() and not overwrite:
-        raise FileExistsError(f"{out} already holds reproduction results; choose another --out "
-                              f"folder or pass --overwrite to replace them")
-    for name in names:  # check every model's folder before the first one starts training
-        prepare_output(out / name, overwrite=overwrite)
-    machine = machine_info()
-    results = []
-    for run, name in zip(runs, names):
-        settings = resolve_settings(name, num_epochs=num_epochs, hybridize=hybridize, seed=seed)
-        print(f"== section {section_key}: {name}, lr {settings.lr}, {settings.num_epochs} epochs, "
-              f"batch {settings.batch_size}, resize {settings.resize}", flush=True)
-        start = time.time()
-        outcome = train_model(settings, device=device, data_root=data_root, out=out / name)
-        result = {"section": section_key, "model": name, "book_model": run.model,
-                  "hyperparameters": settings.to_dict(), "loop": run.loop,
-                  "devices": [str(d) for d in outcome.devices],
-                  "wall_seconds": round(time.time() - start, 1),
-                  "interrupted": outcome.history.interrupted,
-                  **compare_with_book(run, outcome.history)}
-        results.append(result)
-        _write(out, section_key, results, machine)
-        if outcome.history.interrupted:
-            break
-    return results
+    with claim_run_folder(out):  # one reproduction at a time in a folder
+        if (out / "results.json").exists() and not overwrite:
+            raise FileExistsError(f"{out} already holds reproduction results; choose another --out "
+                                  f"folder or pass --overwrite to replace them")
+        for name in names:  # check every model's folder before the first one starts training
+            prepare_output(out / name, overwrite=overwrite)
+        machine = machine_info()
+        results = []
+        for run, name in zip(runs, names):
+            settings = resolve_settings(name, num_epochs=num_epochs, hybridize=hybridize,
+                                        seed=seed)
+            print(f"== section {section_key}: {name}, lr {settings.lr}, "
+                  f"{settings.num_epochs} epochs, batch {settings.batch_size}, resize {settings.resize}", flush=True)
+            start = time.time()
+            outcome = train_model(settings, device=device, data_root=data_root, out=out / name)
+            result = {"section": section_key, "model": name, "book_model": run.model,
+                      "hyperparameters": settings.to_dict(), "loop": run.loop,
+                      "devices": [str(d) for d in outcome.devices],
+                      "wall_seconds": round(time.time() - start, 1),
+                      "interrupted": outcome.history.interrupted,
+                      **compare_with_book(run, outcome.history)}
+            results.append(result)
+            _write(out, section_key, results, machine)
+            if outcome.history.interrupted:
+                break
+        return results
 
 
 def _write(out: Path, section_key: str, results: List[Dict[str, Any]], machine) -> None:

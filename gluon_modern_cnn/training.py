@@ -23,6 +23,7 @@ import numpy as onp
 from mxnet import autograd, gluon, init
 
 from ._compat import mxnet_error_summary
+from .checks import check_positive
 from .devices import try_all_gpus, try_gpu, warn_if_gpu_unusable
 from .plotting import Animator
 
@@ -124,6 +125,8 @@ class History:
     epochs: List[EpochRecord] = field(default_factory=list)
     devices: List[str] = field(default_factory=list)
     interrupted: bool = False
+    #: The signal that interrupted the run (``"SIGINT"``, ``"SIGTERM"``); not saved.
+    stopped_by: Optional[str] = field(default=None, compare=False)
 
     @property
     def examples_per_sec(self) -> float:
@@ -248,28 +251,37 @@ class AnimatorCallback(Callback):
 
 
 class _StopOnInterrupt:
-    """Turn the first Ctrl-C into a request to stop after the current batch; a second one
-    interrupts at once. Only the main thread can install signal handlers."""
+    """Turn the first Ctrl-C or SIGTERM (what schedulers and ``kill`` send) into a request to
+    stop after the current batch; a second one interrupts at once. Only the main thread can
+    install signal handlers."""
+
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM")
+                    if hasattr(signal, name))
 
     def __init__(self):
         self.requested = False
-        self._previous = None
+        self.signal_name: Optional[str] = None
+        self._previous = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print("\nInterrupted: stopping after this batch (Ctrl-C again to stop at once)",
-              flush=True)
+        self.signal_name = signal.Signals(signum).name
+        how = ("", "Ctrl-C") if signum == signal.SIGINT else (f" ({self.signal_name})",
+                                                              self.signal_name)
+        print(f"\nInterrupted{how[0]}: stopping after this batch ({how[1]} again to stop at "
+              f"once)", flush=True)
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
 
 
 def seed_everything(seed: int, epoch: int, train_iter=None) -> None:
@@ -286,9 +298,7 @@ def seed_everything(seed: int, epoch: int, train_iter=None) -> None:
 
 
 def _check_positive(value, name: str, kind=(int,)) -> None:
-    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
-        raise ValueError(f"{name} must be a positive {'integer' if kind == (int,) else 'number'}; "
-                         f"got {value!r}")
+    check_positive(value, name, integer=kind == (int,))
 
 
 def _as_devices(device: Union[mx.Context, Sequence[mx.Context]]) -> List[mx.Context]:
@@ -352,6 +362,9 @@ def fit(net, train_iter, test_iter, num_epochs: int, *, lr: Optional[float] = No
     if trainer is None:
         trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': lr},
                                 kvstore=kvstore)
+    for data_iter, name in ((train_iter, "train_iter"), (test_iter, "test_iter")):
+        if hasattr(data_iter, "__len__") and len(data_iter) == 0:
+            raise ValueError(f"{name} has no batches: the data set is empty")
     history = history or History()
     history.devices = [str(d) for d in devices]
     history.interrupted = False
@@ -377,8 +390,11 @@ def fit(net, train_iter, test_iter, num_epochs: int, *, lr: Optional[float] = No
                 if stop.requested:
                     break
             if stop.requested:
-                history.interrupted = True
+                history.interrupted, history.stopped_by = True, stop.signal_name
                 break
+            if state.metric[2] == 0:
+                raise ValueError("train_iter yielded no batches: it is empty (or an iterator "
+                                 "already used up; pass a loader, which can be iterated again)")
             test_acc = evaluate_accuracy_gpu(net, test_iter, devices[0])
             history.epochs.append(EpochRecord(
                 epoch + 1, state.train_loss, state.train_acc, test_acc, int(state.metric[2]),
@@ -412,6 +428,8 @@ def train_step(net, trainer: gluon.Trainer, loss, X, y, devices: Sequence[mx.Con
     with autograd.record():
         y_hats = [(_forward_with_clear_shape_errors(net, X_shard) if check_shapes
                    else net(X_shard)) for X_shard in Xs]
+        if check_shapes:
+            _check_output_width(y_hats[0], ys[0])
         ls = [loss(y_hat, y_shard) for y_hat, y_shard in zip(y_hats, ys)]
     for l in ls:
         l.backward()
@@ -419,6 +437,20 @@ def train_step(net, trainer: gluon.Trainer, loss, X, y, devices: Sequence[mx.Con
     loss_sum = sum(float(l.sum()) for l in ls)
     correct = sum(accuracy(y_hat, y_shard) for y_hat, y_shard in zip(y_hats, ys))
     return loss_sum, correct
+
+
+def _check_output_width(y_hat, y) -> None:
+    """Checked once, on the first batch: a network with fewer outputs than classes trains without
+    an error (the loss picks out-of-range entries) and the book's ``accuracy`` broadcasts a
+    ``(n, 1)`` output against ``(n,)`` labels into nonsense."""
+    if y_hat.ndim != 2:
+        raise ValueError(f"the network's output has shape {tuple(y_hat.shape)}; a classifier "
+                         f"outputs (batch, number of classes)")
+    classes = int(y.max()) + 1 if y.size else 0
+    if y_hat.shape[1] < max(classes, 2):
+        raise ValueError(f"the network outputs {y_hat.shape[1]} value(s) per example, but the "
+                         f"labels go up to {classes - 1}: it needs at least {max(classes, 2)} "
+                         f"outputs (e.g. num_classes={max(classes, 10)} for Fashion-MNIST)")
 
 
 def _train_step(state: TrainState, loss, X, y, first: bool) -> None:

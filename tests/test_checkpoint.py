@@ -107,9 +107,11 @@ def test_killed_runs_resume_to_the_uninterrupted_result(tmp_path, fashion_mnist_
     # 3. Resume again, with the run's own settings and devices: it finishes.
     resumed = run("train", "tiny_dropout_bn", "--resume", run_dir, command=TINY_CLI,
                   cwd=tmp_path).check()
-    assert resumed.stderr.startswith(f"resuming tiny_dropout_bn after epoch {first.epoch} of "
-                                     f"3, lr 0.1, batch 100, resize -, seed 0, first 2000 "
-                                     f"images, on cpu(0); outputs in {run_dir}\n")
+    # The killed run's claim on the folder is taken over, with a note.
+    assert resumed.stderr.startswith(f"note: taking over {run_dir} from process ")
+    assert resumed.stderr.split("\n", 1)[1].startswith(
+        f"resuming tiny_dropout_bn after epoch {first.epoch} of 3, lr 0.1, batch 100, resize -, "
+        f"seed 0, first 2000 images, on cpu(0); outputs in {run_dir}\n")
     assert not temporary.exists()
     reference = finish(reference).check()
     assert resumed.lines[-2] == reference.lines[-2]  # the book's result line
@@ -368,7 +370,7 @@ def test_a_run_without_a_checkpoint_cannot_resume(tmp_path, capsys):
     (tmp_path / "settings.json").write_text("{}")  # killed during its first epoch
     assert cli.main(["train", "lenet_bn", "--resume", str(tmp_path)]) == 2
     assert re.search(r"holds no checkpoint \(checkpoint\.zip\); a run writes one at the end of "
-                     r"every epoch.*--overwrite", capsys.readouterr().err)
+                     r"every epoch.*the same command without --resume", capsys.readouterr().err)
 
 
 def test_overwrite_replaces_only_the_runs_own_files(tmp_path):

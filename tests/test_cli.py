@@ -264,7 +264,7 @@ def test_train_prints_the_books_lines_and_writes_every_output(trained):
     assert settings == {"settings": {"model": "lenet_bn_hybrid", "lr": 0.5, "num_epochs": 1,
                                      "batch_size": 64, "resize": None, "hybridize": True,
                                      "fast_data": True, "seed": 0, "subset": 20000},
-                        "devices": ["cpu(0)"]}
+                        "devices": ["cpu(0)"], "images": {"train": 20000, "test": 10000}}
     assert (run_dir / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     net = get_model("lenet_bn_hybrid")
     load_parameters(net, run_dir / "model.params")  # every parameter and statistic present

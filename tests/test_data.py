@@ -536,13 +536,13 @@ def test_ctrl_c_prints_one_traceback(fashion_mnist_root, tmp_path, pipeline):
 # ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    ({"batch_size": 0}, ValueError, "batch_size must be a positive int, got 0"),
-    ({"batch_size": -8}, ValueError, "batch_size must be a positive int"),
+    ({"batch_size": 0}, ValueError, "batch_size must be a positive integer; got 0"),
+    ({"batch_size": -8}, ValueError, "batch_size must be a positive integer"),
     ({"batch_size": 2.5}, TypeError, "batch_size must be an int, got float 2.5"),
     ({"batch_size": "256"}, TypeError, "batch_size must be an int, got str"),
     ({"batch_size": True}, TypeError, "batch_size must be an int, got bool"),
-    ({"batch_size": 8, "resize": 0}, ValueError, "resize must be a positive int, got 0"),
-    ({"batch_size": 8, "resize": -96}, ValueError, "resize must be a positive int"),
+    ({"batch_size": 8, "resize": 0}, ValueError, "resize must be a positive integer; got 0"),
+    ({"batch_size": 8, "resize": -96}, ValueError, "resize must be a positive integer"),
     ({"batch_size": 8, "resize": "224"}, TypeError, "resize must be an int, got str"),
     ({"batch_size": 8, "resize": (224, 224)}, TypeError, "resize must be an int, got tuple"),
     ({"batch_size": 8, "fast": "yes"}, TypeError, "fast must be True or False"),

@@ -169,7 +169,7 @@ def test_dist_sync_sums_the_workers_gradients(trained, fashion_mnist_root, fresh
 # Runs the command in a fresh folder per process, named by role, so that whatever a process writes
 # (`--out run` is relative) shows which process wrote it.
 OWN_FOLDER = 'cd "$(mktemp -d "$PROCESS_DIRS/$DMLC_ROLE-XXXXXX")" && exec "$@"'
-RUN_FILES = ["curve.png", "history.json", "model.params", "settings.json"]
+RUN_FILES = ["curve.png", "history.json", "model.params", "model.params.json", "settings.json"]
 
 
 def test_launch_trains_with_the_train_command_and_rank_0_alone_writes(tmp_path,

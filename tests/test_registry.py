@@ -49,11 +49,11 @@ def test_twin_bookkeeping(name):
 
 
 # ---------------------------------------------------------------------------------------------
-# Import direction: models/ is the bottom layer above the MXNet compatibility shim and the book's
-# data; the registry imports no family; the FLOP counter no model class.
+# Import direction: models/ is the bottom layer above the MXNet compatibility shim, the argument
+# checks and the book's data; the registry imports no family; the FLOP counter no model class.
 
 #: What models/ may import from the rest of the package.
-MODELS_MAY_IMPORT = {"gluon_modern_cnn._compat", "gluon_modern_cnn.book"}
+MODELS_MAY_IMPORT = {"gluon_modern_cnn._compat", "gluon_modern_cnn.book", "gluon_modern_cnn.checks"}
 
 
 def _package_imports(path: Path):
@@ -85,7 +85,8 @@ def _is_module(dotted: str) -> bool:
 
 def test_import_parser_sees_relative_and_lazy_imports(tmp_path):
     assert set(_package_imports(PACKAGE / "models" / "_registry.py")) == {
-        "gluon_modern_cnn.book", "gluon_modern_cnn._compat", "gluon_modern_cnn.models._shapes"}
+        "gluon_modern_cnn.book", "gluon_modern_cnn._compat", "gluon_modern_cnn.checks",
+        "gluon_modern_cnn.models._shapes"}
     assert "gluon_modern_cnn.book" in set(_package_imports(PACKAGE / "summary.py"))
     assert "gluon_modern_cnn.models" in set(_package_imports(PACKAGE / "__init__.py"))
 

@@ -118,8 +118,8 @@ def test_an_input_size_that_does_not_fit_the_initialized_model():
 @pytest.mark.parametrize("kwargs,problem", [
     ({"num_epochs": 0}, "num_epochs must be a positive integer; got 0"),
     ({"num_epochs": 2.5}, "num_epochs must be a positive integer"),
-    ({"lr": 0}, "lr must be a positive number; got 0"),
-    ({"lr": -0.1}, "lr must be a positive number"),
+    ({"lr": 0}, "lr must be a positive finite number; got 0"),
+    ({"lr": -0.1}, "lr must be a positive finite number"),
     ({"device": "gpu0"}, "device must be an mx.Context")])
 def test_bad_arguments_are_clear_errors(kwargs, problem):
     train_iter, test_iter = _synthetic()

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .._compat import import_mxnet
+from ..checks import check_positive_int
 from .stats import summarize
 
 __all__ = ["BenchConfig", "Network", "Prepared", "book_config", "fast_config", "chapter_models",
@@ -114,9 +115,8 @@ class BenchConfig:
         if batch_size is None or lr is None:
             raise ValueError(f"{self.model!r} has no book settings; pass batch_size and lr")
         for name, value in (("batch_size", batch_size), ("input_size", self.input_size)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+            if value is not None:
+                check_positive_int(value, name)
         if self.num_workers is not None and self.loader != "book":
             raise ValueError("num_workers applies to loader='book'; the fast loader uses prefetch")
         return dataclasses.replace(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Tuple
 
 from .._compat import import_mxnet
+from ..checks import check_positive_int
 from .stats import Summary, summarize
 
 __all__ = ["PeakResult", "PeakProbe", "measure_peak", "CONV_SHAPE", "MATMUL_SIZE"]
@@ -58,9 +59,7 @@ class PeakProbe:
                  matmul_size: int = MATMUL_SIZE, dtype: str = "float32", warmup: int = 1):
         mx = import_mxnet()
         np, npx = mx.np, mx.npx
-        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 1:
-            raise ValueError(f"warmup must be a positive integer (the first calls create oneDNN's "
-                             f"primitives); got {warmup!r}")
+        check_positive_int(warmup, "warmup (the first calls create oneDNN's primitives)")
         device = device or mx.cpu()
         batch, channels, size, kernel = self.conv_shape = tuple(conv_shape)
         self.matmul_size, self.dtype = matmul_size, dtype
@@ -107,8 +106,7 @@ def measure_peak(*, device=None, conv_shape: Tuple[int, int, int, int] = CONV_SH
     """Sustained GFLOP/s of a large convolution (forward, 3x3, stride 1, padding 1) and a large
     matrix product (``npx.fully_connected``, the operator behind ``nn.Dense``), each the median of
     ``repeats`` timed calls after ``warmup`` untimed ones, on ``device`` (default: the CPU)."""
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be a positive integer; got {repeats!r}")
+    check_positive_int(repeats, "repeats")
     probe = PeakProbe(device=device, conv_shape=conv_shape, matmul_size=matmul_size, dtype=dtype,
                       warmup=warmup)
     for _ in range(repeats):

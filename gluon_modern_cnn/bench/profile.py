@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional
 
 from .._compat import import_mxnet
+from ..checks import check_positive_int
 from .harness import BenchConfig, _run_steps, prepare
 
 __all__ = ["OperatorTime", "profile_operators", "phase_of", "PROFILE_ENVIRONMENT",
@@ -75,8 +76,7 @@ def profile_operators(config: BenchConfig, *, steps: int = 2,
     from .peak import PeakProbe
     from .records import new_record
     mx = import_mxnet()
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer; got {steps!r}")
+    check_positive_int(steps, "steps")
     prepared = prepare(config)
     config = prepared.config
     trace = tempfile.NamedTemporaryFile(prefix="gmcnn-profile-", suffix=".json", delete=False)

@@ -22,12 +22,14 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import functools
+import inspect
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .. import book
 from .._compat import import_mxnet
+from ..checks import check_positive_int
 from ._shapes import SymbolicGraph, infer_shapes
 
 __all__ = ["ModelInfo", "register_model", "register_book_model", "register_variant", "IMAGENET",
@@ -203,6 +205,9 @@ def model_info(name: str) -> ModelInfo:
     Args:
         name: a registered name.
     """
+    if not isinstance(name, str):
+        raise ValueError(f"a model name is a string such as 'resnet18' (see list_models()); got "
+                         f"{name!r}")
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -225,10 +230,27 @@ def get_model(name: str, *, check_input_size: bool = True, **kwargs):
         **kwargs: override the builder's arguments (``num_classes=42``, ...).
     """
     info = model_info(name)
+    _check_model_arguments(info, kwargs)
     net = info.constructor(**kwargs)
     if check_input_size:
         net.register_forward_pre_hook(_InputSizeCheck(info.name))
     return net
+
+
+def _check_model_arguments(info: "ModelInfo", kwargs: Mapping[str, Any]) -> None:
+    """Name a wrong keyword argument before the constructor (or MXNet, much later) trips on it:
+    an unknown name, or a non-positive or non-integer value where the default is an integer
+    (``num_classes``, ``depth``, ``growth_rate``, ...)."""
+    parameters = inspect.signature(info.constructor).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        unknown = sorted(set(kwargs) - set(parameters))
+        if unknown:
+            raise ValueError(f"{info.name} takes no argument {', '.join(unknown)}; its arguments "
+                             f"are {', '.join(parameters) or 'none'}")
+    for key, value in kwargs.items():
+        default = parameters[key].default if key in parameters else None
+        if isinstance(default, int) and not isinstance(default, bool):
+            check_positive_int(value, f"{info.name}'s {key}")
 
 
 class _InputSizeCheck:

@@ -40,6 +40,11 @@ def batch_norm(X, gamma, beta, moving_mean, moving_var, eps, momentum):
         eps: added to the variance before the square root.
         momentum: weight of the old moving statistics in the update.
     """
+    if len(X.shape) not in (2, 4):  # checked in both modes (the book's code fails only later)
+        raise ValueError(
+            f"batch_norm normalizes 2-D inputs (batch, features) after a dense layer or 4-D "
+            f"inputs (batch, channels, height, width) after a convolution; got a "
+            f"{len(X.shape)}-D input of shape {X.shape}")
     # Use autograd to determine whether the current mode is training mode or
     # prediction mode
     if not autograd.is_training():
@@ -47,11 +52,6 @@ def batch_norm(X, gamma, beta, moving_mean, moving_var, eps, momentum):
         # obtained from the incoming moving average
         X_hat = (X - moving_mean) / np.sqrt(moving_var + eps)
     else:
-        if len(X.shape) not in (2, 4):
-            raise ValueError(
-                f"batch_norm normalizes 2-D inputs (batch, features) after a dense layer or 4-D "
-                f"inputs (batch, channels, height, width) after a convolution; got a "
-                f"{len(X.shape)}-D input of shape {X.shape}")
         if len(X.shape) == 2:
             # When using a fully connected layer, calculate the mean and
             # variance on the feature dimension

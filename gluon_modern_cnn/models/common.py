@@ -5,6 +5,8 @@ from typing import Sequence, Tuple
 
 from mxnet.gluon import nn
 
+from ..checks import check_positive_int
+
 __all__ = ["sequential", "check_positive_int", "check_conv_arch"]
 
 
@@ -16,13 +18,6 @@ def sequential(*, hybrid: bool = False) -> nn.Sequential:
             hybridized.
     """
     return nn.HybridSequential() if hybrid else nn.Sequential()
-
-
-def check_positive_int(value, what: str) -> int:
-    """Return ``value`` if it is a positive integer, else raise a ValueError naming ``what``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{what} must be a positive integer; got {value!r}")
-    return value
 
 
 def check_conv_arch(conv_arch) -> Tuple[Tuple[int, int], ...]:

@@ -1,0 +1,51 @@
+"""The argument checks every entry point shares: one rule and one wording for "a positive number".
+
+A bool is not a number here (``True`` is an ``int`` to Python), and neither infinity nor NaN is
+positive: ``--lr inf`` would train to NaN and be written into settings.json as ``Infinity``.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import numbers
+
+__all__ = ["check_positive", "check_positive_int", "positive_int_arg", "positive_float_arg"]
+
+
+def check_positive(value, name: str, *, integer: bool = True):
+    """Return ``value`` if it is a positive integer (``integer=True``) or a positive finite
+    number, else raise a ``ValueError`` naming ``name``."""
+    kind = numbers.Integral if integer else numbers.Real
+    if (isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value)
+            or not value > 0):
+        raise ValueError(f"{name} must be a positive {'integer' if integer else 'finite number'}; "
+                         f"got {value!r}")
+    return value
+
+
+def check_positive_int(value, name: str) -> int:
+    """:func:`check_positive` for integers."""
+    return check_positive(value, name, integer=True)
+
+
+def _argument(text: str, parse, integer: bool):
+    try:
+        value = parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive {'integer' if integer else 'number'}, got {text!r}") from None
+    try:
+        return check_positive(value, "the value", integer=integer)
+    except ValueError:
+        kind = "integer" if integer else "finite number"
+        raise argparse.ArgumentTypeError(f"expected a positive {kind}, got {text}") from None
+
+
+def positive_int_arg(text: str) -> int:
+    """An argparse ``type`` for positive integers."""
+    return _argument(text, int, True)
+
+
+def positive_float_arg(text: str) -> float:
+    """An argparse ``type`` for positive finite numbers (``inf`` and ``nan`` are refused)."""
+    return _argument(text, float, False)
