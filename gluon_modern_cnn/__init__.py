@@ -33,4 +33,6 @@ from .data import (get_dataloader_workers, get_fashion_mnist_labels,  # noqa: E4
 from .devices import num_gpus, try_all_gpus, try_gpu  # noqa: E402
 from .plotting import Animator  # noqa: E402
 from .training import (Accumulator, History, Timer, accuracy,  # noqa: E402
-                       evaluate_accuracy_gpu, split_batch, train_ch5, train_ch6, train_ch13)
+                       evaluate_accuracy_gpu, split_batch, train_ch5, train_ch5_with_history,
+                       train_ch6, train_ch6_with_history, train_ch13,
+                       train_ch13_with_history)

@@ -28,7 +28,8 @@ from .plotting import Animator
 
 __all__ = ["Accumulator", "Timer", "accuracy", "evaluate_accuracy_gpu", "EpochRecord", "History",
            "TrainState", "Callback", "AnimatorCallback", "book_animator", "TrainingDiverged", "fit", "train_ch6",
-           "train_ch5", "train_ch13", "split_batch", "train_step", "print_result", "format_result",
+           "train_ch6_with_history", "train_ch5", "train_ch5_with_history", "train_ch13",
+           "train_ch13_with_history", "split_batch", "train_step", "print_result", "format_result",
            "format_speed", "format_epoch_ch5", "seed_everything"]
 
 
@@ -442,13 +443,24 @@ def _train_step(state: TrainState, loss, X, y, first: bool) -> None:
 
 def train_ch6(net, train_iter, test_iter, num_epochs, lr, device=try_gpu(), *,
               figure: Optional[str] = None, callbacks: Iterable[Callback] = (),
-              seed: Optional[int] = None, loss: Optional[gluon.loss.Loss] = None) -> History:
+              seed: Optional[int] = None, loss: Optional[gluon.loss.Loss] = None) -> None:
     """Train a model with a GPU (section 6.6), as chapter 7 calls it.
 
-    Prints the book's two result lines and returns the :class:`History`. The book's plot is shown
-    inline in a notebook; headless, pass ``figure="curve.png"`` to have it written to a file.
-    ``loss`` replaces the book's softmax cross-entropy (e.g. with label smoothing).
+    Draws the book's plot and prints its two result lines, and returns nothing, as the book's
+    function does (a notebook cell shows exactly the book's output). The per-epoch results come
+    from :func:`train_ch6_with_history`, which takes the same arguments. The plot is shown inline
+    in a notebook; headless, pass ``figure="curve.png"`` to have it written to a file. ``loss``
+    replaces the book's softmax cross-entropy (e.g. with label smoothing).
     """
+    train_ch6_with_history(net, train_iter, test_iter, num_epochs, lr, device, figure=figure,
+                           callbacks=callbacks, seed=seed, loss=loss)
+
+
+def train_ch6_with_history(net, train_iter, test_iter, num_epochs, lr, device=try_gpu(), *,
+                           figure: Optional[str] = None, callbacks: Iterable[Callback] = (),
+                           seed: Optional[int] = None,
+                           loss: Optional[gluon.loss.Loss] = None) -> History:
+    """:func:`train_ch6` (section 6.6), returning the :class:`History` of the run."""
     _check_positive(num_epochs, "num_epochs")
     _check_positive(lr, "lr", (int, float))
     animator = book_animator(num_epochs, path=figure)
@@ -472,15 +484,23 @@ def print_result(history: History, device) -> None:
 
 
 def train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs, devices=try_all_gpus(),
-               split_f=split_batch) -> History:
+               split_f=split_batch) -> None:
     """Train a model with multiple GPUs (section 13.1), or any list of devices (``mx.cpu(0)``,
     ``mx.cpu(1)`` work too).
 
     As in the book, the caller initializes ``net`` on ``devices`` and builds ``trainer``; each
     batch is split across the devices with ``split_f``, one loss per shard, and one
     ``trainer.step`` covers the whole batch. Plots the book's curve and prints its two result
-    lines; returns the :class:`History`.
+    lines; returns nothing, as the book's function does (:func:`train_ch13_with_history` returns
+    the :class:`History`).
     """
+    train_ch13_with_history(net, train_iter, test_iter, loss, trainer, num_epochs, devices,
+                            split_f)
+
+
+def train_ch13_with_history(net, train_iter, test_iter, loss, trainer, num_epochs,
+                            devices=try_all_gpus(), split_f=split_batch) -> History:
+    """:func:`train_ch13` (section 13.1), returning the :class:`History` of the run."""
     _check_positive(num_epochs, "num_epochs")
     if not isinstance(trainer, gluon.Trainer):
         raise ValueError(f"train_ch13 takes the gluon.Trainer the caller built (as the book's "
@@ -498,13 +518,21 @@ class _PrintEpochCh5(Callback):
         print(format_epoch_ch5(state.history.final), flush=True)
 
 
-def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs) -> History:
+def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs) -> None:
     """Train and evaluate a model with CPU or GPU (older edition, section 5.5).
 
     The caller initializes ``net`` and builds ``trainer``, as the older edition's cells do; prints
-    ``training on <ctx>`` and one line per epoch.
+    ``training on <ctx>`` and one line per epoch, and passes ``batch_size`` to ``trainer.step`` on
+    every step as the book does. Returns nothing, as the book's function does
+    (:func:`train_ch5_with_history` returns the :class:`History`).
     """
+    train_ch5_with_history(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs)
+
+
+def train_ch5_with_history(net, train_iter, test_iter, batch_size, trainer, ctx,
+                           num_epochs) -> History:
+    """:func:`train_ch5` (older edition, section 5.5), returning the :class:`History`."""
     _check_positive(batch_size, "batch_size")
     print('training on', ctx)
     return fit(net, train_iter, test_iter, num_epochs, trainer=trainer, device=ctx,
-               initialize=False, callbacks=[_PrintEpochCh5()])
+               initialize=False, step_batch_size=batch_size, callbacks=[_PrintEpochCh5()])
