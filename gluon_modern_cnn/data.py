@@ -42,7 +42,7 @@ from mxnet.gluon.data.dataloader import default_batchify_fn  # noqa: E402
 
 __all__ = [
     "IMAGE_SIZE", "TEXT_LABELS", "MIRRORS", "ROOT_ENV_VAR", "DataFileError", "resolve_data_root",
-    "fashion_mnist_files", "load_fashion_mnist_arrays", "FashionMNIST", "get_dataloader_workers",
+    "fashion_mnist_files", "load_fashion_mnist_arrays", "FashionMNISTDataset", "FashionMNIST", "get_dataloader_workers",
     "FastImageLoader", "load_data_fashion_mnist", "get_fashion_mnist_labels",
 ]
 
@@ -353,7 +353,7 @@ def load_fashion_mnist_arrays(train: bool = True, *, root: Optional[PathLike] = 
 # The book's pipeline
 # ---------------------------------------------------------------------------------------------
 
-class FashionMNIST(gluon.data.Dataset):
+class FashionMNISTDataset(gluon.data.Dataset):
     """Fashion-MNIST samples as the book's ``gluon.data.vision.FashionMNIST`` gives them (D2L 3.5).
 
     Each sample is ``(image, label)``: image an ``mxnet.numpy`` uint8 array of shape (28, 28, 1),
@@ -414,7 +414,7 @@ class _PerThreadTransform:
         return trans(image)
 
 
-def _book_loader(dataset: FashionMNIST, batch_size: int, resize: Optional[int], shuffle: bool,
+def _book_loader(dataset: "FashionMNISTDataset", batch_size: int, resize: Optional[int], shuffle: bool,
                  num_workers: int):
     """The DataLoader of D2L section 3.5, with worker threads instead of processes."""
     trans = _PerThreadTransform(resize) if num_workers else _book_transform(resize)
@@ -644,8 +644,8 @@ def load_data_fashion_mnist(batch_size: int, resize: Optional[int] = None, *,
         if _check_int(workers, "num_workers") < 0:
             raise ValueError(f"num_workers must be >= 0 (0 = load in the main thread), "
                              f"got {workers}")
-        return tuple(_book_loader(FashionMNIST(train, root=root, download=download), batch_size,
-                                  resize, train, workers) for train in (True, False))
+        return tuple(_book_loader(FashionMNISTDataset(train, root=root, download=download),
+                                  batch_size, resize, train, workers) for train in (True, False))
     if num_workers is not None:
         raise ValueError("num_workers applies to the book's pipeline only; the fast pipeline "
                          "prepares batches in one background thread (see prefetch=).")
@@ -653,6 +653,10 @@ def load_data_fashion_mnist(batch_size: int, resize: Optional[int] = None, *,
                                  batch_size, resize=resize, shuffle=train, seed=seed,
                                  num_shards=num_shards, shard_index=shard_index, prefetch=prefetch)
                  for train in (True, False))
+
+
+#: The dataset's former name here; ``gluon_modern_cnn.FashionMNIST`` is the 1.0 edition's data module.
+FashionMNIST = FashionMNISTDataset
 
 
 def get_fashion_mnist_labels(labels: Iterable) -> List[str]:

@@ -198,6 +198,8 @@ class TrainState:
     step_batch_size: Optional[int] = None
     #: Splits a batch across the devices; None: :func:`split_batch`.
     split_f: Optional[Callable] = None
+    #: One training step; None: :func:`train_step`.
+    step_f: Optional[Callable] = None
 
     @property
     def train_loss(self) -> float:
@@ -321,7 +323,8 @@ def fit(net, train_iter, test_iter, num_epochs: int, *, lr: Optional[float] = No
         device: Union[mx.Context, Sequence[mx.Context], None] = None, initialize: bool = True,
         start_epoch: int = 0, history: Optional[History] = None, seed: Optional[int] = None,
         callbacks: Iterable[Callback] = (), kvstore: Union[str, "mx.kv.KVStore"] = "device",
-        step_batch_size: Optional[int] = None, split_f: Optional[Callable] = None) -> History:
+        step_batch_size: Optional[int] = None, split_f: Optional[Callable] = None,
+        step_f: Optional[Callable] = None, evaluate_f: Optional[Callable] = None) -> History:
     """Train ``net`` from ``start_epoch`` up to ``num_epochs`` (the body of ``train_ch6``).
 
     ``initialize=True`` re-initializes the parameters (Xavier, ``force_reinit``) on the devices;
@@ -335,6 +338,11 @@ def fit(net, train_iter, test_iter, num_epochs: int, *, lr: Optional[float] = No
     short last batch included (default: each batch's size). A ``dist_sync`` kvstore needs the
     global batch there (``distributed.trainer_batch_size``). ``split_f(X, y, devices)`` splits a
     batch across several devices (default :func:`split_batch`).
+
+    ``step_f`` replaces :func:`train_step` (same arguments and result: the summed loss and the
+    number of correct predictions) and ``evaluate_f(net, test_iter, device)`` replaces
+    :func:`evaluate_accuracy_gpu`; the 1.0 edition's ``Trainer`` runs its model's
+    ``training_step`` and ``validation_step`` through them.
     """
     _check_positive(num_epochs, "num_epochs")
     if not isinstance(start_epoch, int) or not 0 <= start_epoch <= num_epochs:
@@ -358,7 +366,7 @@ def fit(net, train_iter, test_iter, num_epochs: int, *, lr: Optional[float] = No
     history.interrupted = False
     state = TrainState(net, trainer, devices, num_epochs, history,
                        num_batches=len(train_iter), step_batch_size=step_batch_size,
-                       split_f=split_f)
+                       split_f=split_f, step_f=step_f)
     callbacks = list(callbacks)
     for cb in callbacks:
         cb.on_train_begin(state)
@@ -380,7 +388,7 @@ def fit(net, train_iter, test_iter, num_epochs: int, *, lr: Optional[float] = No
             if stop.requested:
                 history.interrupted = True
                 break
-            test_acc = evaluate_accuracy_gpu(net, test_iter, devices[0])
+            test_acc = (evaluate_f or evaluate_accuracy_gpu)(net, test_iter, devices[0])
             history.epochs.append(EpochRecord(
                 epoch + 1, state.train_loss, state.train_acc, test_acc, int(state.metric[2]),
                 state.timer.sum(), time.time() - wall))
@@ -424,9 +432,10 @@ def train_step(net, trainer: gluon.Trainer, loss, X, y, devices: Sequence[mx.Con
 
 def _train_step(state: TrainState, loss, X, y, first: bool) -> None:
     state.timer.start()
-    loss_sum, correct = train_step(state.net, state.trainer, loss, X, y, state.devices,
-                                   check_shapes=first, step_batch_size=state.step_batch_size,
-                                   split_f=state.split_f)
+    step = state.step_f or train_step
+    loss_sum, correct = step(state.net, state.trainer, loss, X, y, state.devices,
+                             check_shapes=first, step_batch_size=state.step_batch_size,
+                             split_f=state.split_f)
     if not math.isfinite(loss_sum):
         lr = getattr(state.trainer, "learning_rate", None)
         raise TrainingDiverged(
