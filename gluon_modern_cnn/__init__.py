@@ -10,10 +10,12 @@ for ``from d2l import mxnet as d2l`` in the chapter's cells, in the 0.17 edition
 ``load_data_fashion_mnist``) and in the 1.0 edition (``Classifier``, ``Trainer``, ``FashionMNIST``,
 ``add_to_class``, the models of chapter 8 and the small aliases such as ``randn``).
 """
-from ._compat import activate_np, import_mxnet, legacy_mode, np_thread, restore_numpy_aliases
+from ._compat import (activate_np, explain_array_mode_errors, import_mxnet, legacy_mode,
+                      np_thread, restore_numpy_aliases)
 
 import_mxnet()
 activate_np()
+explain_array_mode_errors()
 
 __version__ = "0.1.0"
 

@@ -95,6 +95,44 @@ def import_mxnet():
     return mxnet
 
 
+_EDITION_SWITCH = (
+    "This thread runs {mode} semantics; {hint} The editions: `import gluon_modern_cnn as d2l` "
+    "(0.17 and 1.0, numpy semantics) or `import gluon_modern_cnn.gluonbook as gb` (the older "
+    "gluonbook edition, `nd` semantics for the importing thread); `with "
+    "gluon_modern_cnn.legacy_mode():` runs `nd` code inside a numpy-mode program.")
+
+
+def explain_array_mode_errors() -> None:
+    """Make MXNet's "numpy operator received a legacy ndarray" (and reverse) errors name the
+    book edition each kind of array belongs to and how to switch (idempotent)."""
+    mx = import_mxnet()
+    to_np = ("numpy (`npx.set_np()`)",
+             "it got an `mx.nd` array (the older edition's), which needs `nd` semantics: convert "
+             "it with `.as_np_ndarray()` or run that code under the older edition's switch.")
+    to_nd = ("legacy `nd`",
+             "it got an `mx.np` array (the 0.17/1.0 editions'), which needs numpy semantics: "
+             "convert it with `.as_nd_ndarray()` or run that code with numpy semantics.")
+    # Generated operator functions look these names up in their register module's globals, for
+    # arrays (ndarray.register) and for the symbols of deferred shape inference (symbol.register).
+    checks = [(mx.ndarray.register, "_verify_all_np_ndarrays", to_np),
+              (mx.ndarray.register, "_verify_all_legacy_ndarrays", to_nd),
+              (mx.symbol.register, "_verify_np_symbol", to_np),
+              (mx.symbol.register, "_verify_legacy_symbol", to_nd)]
+    for module, name, (mode, hint) in checks:
+        verify = getattr(module, name)
+        if getattr(verify, "_explains_editions", False):
+            continue
+
+        def check(op_name, func_name, *args, _verify=verify, _mode=mode, _hint=hint):
+            try:
+                _verify(op_name, func_name, *args)
+            except TypeError:
+                raise TypeError(f"`{func_name}` got an array of the other book edition. "
+                                + _EDITION_SWITCH.format(mode=_mode, hint=_hint)) from None
+        check._explains_editions = True
+        setattr(module, name, check)
+
+
 def activate_np() -> None:
     """Turn on ``npx.set_np()`` semantics for the calling thread (MXNet keeps them per thread)."""
     mx = import_mxnet()

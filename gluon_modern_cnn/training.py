@@ -83,7 +83,19 @@ def accuracy(y_hat, y):
     if len(y_hat.shape) > 1 and y_hat.shape[1] > 1:
         y_hat = y_hat.argmax(axis=1)
     cmp = y_hat.astype(y.dtype) == y
-    return float(cmp.astype(y.dtype).sum())
+    return _scalar(cmp.astype(y.dtype).sum())
+
+
+def _scalar(x) -> float:
+    """A one-element array as a float; legacy ``nd`` arrays (the older edition's) have no
+    ``__float__``."""
+    return x.asscalar() if isinstance(x, mx.nd.NDArray) and not isinstance(x, mx.np.ndarray) \
+        else float(x)
+
+
+def _to_device(x, device):
+    """``x`` on ``device``; legacy ``nd`` arrays (the older edition's) only have the older name."""
+    return x.as_in_ctx(device) if hasattr(x, "as_in_ctx") else x.as_in_context(device)
 
 
 def evaluate_accuracy_gpu(net, data_iter, device=None):
@@ -92,7 +104,7 @@ def evaluate_accuracy_gpu(net, data_iter, device=None):
         device = list(net.collect_params().values())[0].list_ctx()[0]
     metric = Accumulator(2)  # No. of correct predictions, no. of predictions
     for X, y in data_iter:
-        X, y = X.as_in_ctx(device), y.as_in_ctx(device)
+        X, y = _to_device(X, device), _to_device(y, device)
         metric.add(accuracy(net(X), y), y.size)
     return metric[0] / metric[1]
 
@@ -403,9 +415,9 @@ def split_batch(X, y, devices: Sequence[mx.Context]) -> Tuple[list, list]:
     """Split ``X`` and ``y`` into one shard per device (section 12.5); a batch that does not
     divide evenly gives the first devices one sample more."""
     if len(devices) == 1:
-        return [X.as_in_ctx(devices[0])], [y.as_in_ctx(devices[0])]
+        return [_to_device(X, devices[0])], [_to_device(y, devices[0])]
     # split_and_load's slicing, without its deprecated as_in_context (a warning per shard).
-    return tuple([shard.as_in_ctx(device) for shard, device in zip(
+    return tuple([_to_device(shard, device) for shard, device in zip(
         gluon.utils.split_data(data, len(devices), even_split=False), devices)] for data in (X, y))
 
 
@@ -425,7 +437,7 @@ def train_step(net, trainer: gluon.Trainer, loss, X, y, devices: Sequence[mx.Con
     for l in ls:
         l.backward()
     trainer.step(step_batch_size or X.shape[0])
-    loss_sum = sum(float(l.sum()) for l in ls)
+    loss_sum = sum(_scalar(l.sum()) for l in ls)
     correct = sum(accuracy(y_hat, y_shard) for y_hat, y_shard in zip(y_hats, ys))
     return loss_sum, correct
 
