@@ -69,3 +69,13 @@ def test_training_run_falls_back_to_the_sections_trained_model():
     assert book.training_run("7.5", "lenet_bn").model == "lenet_bn"
     with pytest.raises(ValueError, match="unknown book section '9.9'.*7.1"):
         book.training_run("9.9")
+
+
+@pytest.mark.parametrize("key,model,epochs,lr", [
+    ("5.11", "lenet_bn_scratch", 5, 1.0), ("7.5", "lenet_bn_scratch", 10, 1.0),
+    ("5.12", "gluonbook_resnet", 5, 0.05), ("7.6", "resnet18", 10, 0.05)])
+def test_reproduce_runs_each_sections_own_settings(key, model, epochs, lr):
+    from gluon_modern_cnn.reproduce import section_settings
+    settings = section_settings(book.training_run(key, model), model)
+    assert (settings.num_epochs, settings.lr, settings.batch_size) == (
+        epochs, lr, book.training_run(key, model).hyperparameters.batch_size)
