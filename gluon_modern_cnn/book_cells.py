@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import List, Sequence
 
 __all__ = ["IMPORT_LINE", "PACKAGE_IMPORT", "mxnet_cells", "run_cells", "shorten_training",
-           "main"]
+           "notebook", "main"]
 
 IMPORT_LINE = "from d2l import mxnet as d2l"
 PACKAGE_IMPORT = "import gluon_modern_cnn as d2l"
@@ -136,6 +136,22 @@ def run_cells(cells: Sequence[str], *, out=sys.stdout) -> dict:
                 print(f"Out[{number}]: {value!r}", file=out)
         print(f"[cell {number}/{len(cells)} ran]", file=out, flush=True)
     return namespace
+
+
+#: The notebook's first cell: what ``%load_ext d2lbook.tab`` gives (``tab``), and with ``short``
+#: the shortened training (the book's cells follow unchanged).
+_SETUP = ("from gluon_modern_cnn.book_cells import Tab, shorten_training\n"
+          "tab = Tab()\n")
+
+
+def notebook(path, *, short: bool = False):
+    """A Jupyter notebook (``nbformat``) of the section's MXNet cells, after one setup cell."""
+    import nbformat
+    setup = _SETUP + ("shorten_training()\n" if short else "")
+    cells = [nbformat.v4.new_code_cell(setup)]
+    cells += [nbformat.v4.new_code_cell(cell.rstrip("\n")) for cell in mxnet_cells(path)]
+    return nbformat.v4.new_notebook(cells=cells, metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
 
 
 def main(argv=None) -> int:
