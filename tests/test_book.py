@@ -79,3 +79,18 @@ def test_reproduce_runs_each_sections_own_settings(key, model, epochs, lr):
     settings = section_settings(book.training_run(key, model), model)
     assert (settings.num_epochs, settings.lr, settings.batch_size) == (
         epochs, lr, book.training_run(key, model).hyperparameters.batch_size)
+
+
+@pytest.mark.parametrize("key", ["8.1", "8.2", "8.3", "8.4", "8.5", "8.6", "8.7", "8.8"])
+def test_the_1_0_settings_are_those_of_its_training_cells(seeds_dir, key):
+    from gluon_modern_cnn import book_cells
+    sec = book.section(key)
+    assert book.edition(key) == "1.0"
+    cells = [c for c in book_cells.mxnet_cells(seeds_dir / sec.seed) if "trainer.fit(" in c]
+    assert len(cells) == len(sec.trainings)
+    for cell, run in zip(cells, sec.trainings):
+        hp = run.hyperparameters
+        assert re.search(rf"model = \w+\((arch=.*, )?lr={hp.lr}\)", cell), cell
+        assert f"max_epochs={hp.num_epochs}" in cell and f"batch_size={hp.batch_size}" in cell
+        resize = re.search(r"resize=\((\d+), (\d+)\)", cell)
+        assert (int(resize[1]) if resize else None) == hp.resize

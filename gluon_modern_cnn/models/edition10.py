@@ -472,8 +472,9 @@ def _register(name, cls, kwargs, section, input_size):
         return cls(**{**kwargs, **overrides}, num_classes=num_classes)
     build.__doc__ = f"{cls.__doc__.splitlines()[0]} (1.0 edition)"
     build.__qualname__ = build.__name__ = name
+    # The section's training settings (book.SECTIONS["8.x"]), as 0.17's models use 7.x's.
     register_model(name, family=f"d2l10_{cls.__name__.lower()}", section=section,
-                   input_size=input_size)(build)
+                   input_size=input_size, book_settings=section)(build)
 
 
 for _name, (_cls, _kwargs, _section, _size) in EDITION10_MODELS.items():
