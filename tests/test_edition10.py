@@ -269,3 +269,15 @@ def test_add_to_class_adds_a_method():
         return 2 * x
 
     assert A().twice(3) == 6
+
+
+def test_gradient_clipping_bounds_the_global_norm():
+    model = d2l.BNLeNet()
+    trainer = d2l.Trainer(max_epochs=1, gradient_clip_val=0.5)
+    X, y = d2l.randn(8, 1, 28, 28), np.arange(8) % 10
+    with mx.autograd.record():
+        l = model.loss(model(X), y) * 1000   # gradients far above the bound
+    l.backward()
+    trainer.clip_gradients(0.5, model)
+    grads = [p.grad() for p in model.collect_params().values() if p.grad_req != "null"]
+    assert math.sqrt(sum(float((g ** 2).sum()) for g in grads)) == pytest.approx(0.5, rel=1e-4)
