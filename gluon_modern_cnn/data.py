@@ -616,6 +616,29 @@ class _DLPackView:
 Loader = Union[gluon.data.DataLoader, FastImageLoader]
 
 
+class LegacyBatches:
+    """A loader's batches as legacy ``NDArray``s, for code running with ``nd`` semantics (the
+    older edition, ``legacy_mode()``). Each batch is made under numpy semantics, which the
+    dataset, the book's transform and the batching use also when they run in the calling thread
+    (``num_workers=0``), and converted afterwards."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        batches = iter(self.loader)
+        while True:
+            with mx.util.np_shape(True), mx.util.np_array(True):
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    return
+            yield tuple(part.as_nd_ndarray() for part in batch)
+
+
 def load_data_fashion_mnist(batch_size: int, resize: Optional[int] = None, *,
                             root: Optional[PathLike] = None, download: bool = True,
                             num_workers: Optional[int] = None, fast: bool = False,
@@ -628,8 +651,17 @@ def load_data_fashion_mnist(batch_size: int, resize: Optional[int] = None, *,
     worker threads (default ``get_dataloader_workers()``). ``fast=True`` returns
     ``FastImageLoader``s that give bit-identical batches much faster and accept ``seed``,
     ``num_shards``, ``shard_index`` and ``prefetch`` (both loaders are sharded; only the training
-    one is shuffled).
+    one is shuffled). Called with ``nd`` semantics (the older edition), the batches are legacy
+    ``NDArray``s.
     """
+    if not mx.util.is_np_array():
+        # Called with nd semantics (the older edition, legacy_mode()): NDArray batches.
+        with mx.util.np_shape(True), mx.util.np_array(True):
+            loaders = load_data_fashion_mnist(
+                batch_size, resize, root=root, download=download, num_workers=num_workers,
+                fast=fast, seed=seed, num_shards=num_shards, shard_index=shard_index,
+                prefetch=prefetch)
+        return tuple(LegacyBatches(loader) for loader in loaders)
     batch_size = _check_positive_int(batch_size, "batch_size")
     resize = None if resize is None else _check_positive_int(resize, "resize")
     _check_bool(fast, "fast")

@@ -17,8 +17,7 @@ edition's did).
 """
 from __future__ import annotations
 
-from . import _compat
-from .data import FastImageLoader, load_fashion_mnist_arrays
+from . import _compat, data
 from .devices import try_gpu
 from .training import train_ch5
 
@@ -38,29 +37,12 @@ def activate() -> None:
 activate()
 
 
-class _LegacyBatches:
-    """A loader's batches as legacy ``NDArray``s (the older edition's loader gave those)."""
-
-    def __init__(self, loader):
-        self.loader = loader
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self):
-        for X, y in self.loader:
-            yield X.as_nd_ndarray(), y.as_nd_ndarray()
-
-
 def load_data_fashion_mnist(batch_size, resize=None, root=None):
     """Fashion-MNIST as ``(train_iter, test_iter)`` of ``NDArray`` batches (older edition 3.5):
     images float32 ``(batch, 1, H, W)`` in [0, 1] after the edition's ``Resize(resize)`` +
     ``ToTensor()``, labels int32; the training set shuffled. Batches are prepared in the calling
     thread (no worker threads or processes)."""
-    return tuple(_LegacyBatches(FastImageLoader(*load_fashion_mnist_arrays(train, root=root),
-                                                batch_size, resize=resize, shuffle=train,
-                                                prefetch=0))
-                 for train in (True, False))
+    return data.load_data_fashion_mnist(batch_size, resize, root=root, fast=True, prefetch=0)
 
 
 def batch_norm(X, gamma, beta, moving_mean, moving_var, eps, momentum):
