@@ -17,10 +17,9 @@ import collections
 import inspect
 import math
 import os
-from typing import Any, Optional, Sequence
+from typing import Optional
 
 import mxnet as mx
-from matplotlib.figure import Figure
 from mxnet import autograd, gluon, np, npx
 from mxnet.gluon import nn
 
@@ -102,7 +101,7 @@ class ProgressBoard(HyperParameters):
                                       sum(p.y for p in points) / len(points)))
         points.clear()
         if self.display:
-            self._render(final=False)
+            self._render()
 
     def _canvas(self) -> plotting.Animator:
         # One Animator per board: it owns the figure, the inline display and the file writing.
@@ -115,7 +114,7 @@ class ProgressBoard(HyperParameters):
     def _target(self):
         return None if self.path is None else os.fspath(self.path)
 
-    def _render(self, final: bool) -> None:
+    def _render(self) -> None:
         canvas = self._canvas()
         ax = canvas.axes[0]
         ax.cla()
@@ -142,12 +141,12 @@ class ProgressBoard(HyperParameters):
     def flush(self) -> None:
         """Draw every point so far (and write the file, if the board has a path)."""
         if getattr(self, 'data', None):
-            self._render(final=True)
+            self._render()
 
     def save(self, path) -> str:
         """Write the figure to ``path`` (``.png``, ``.svg`` or ``.pdf``) and return it."""
         self.path = path
-        self._render(final=True)
+        self._render()
         return os.fspath(path)
 
 
