@@ -44,7 +44,9 @@ setup(
         # MXNet 1.9.1's ONNX exporter (newer ones pull numpy 2, which breaks MXNet). onnxruntime
         # 1.16.3 needs numpy >= 1.24.2, which the compatibility shim supports.
         "onnx": ["onnx==1.15.0", "onnxruntime==1.16.3"],
-        "test": ["pytest>=7", "pytest-timeout>=2.1"],
+        # nbclient + ipykernel: the book's sections run as real notebooks in a Jupyter kernel.
+        "test": ["pytest>=7", "pytest-timeout>=2.1", "nbclient>=0.7", "ipykernel>=6",
+                 "nbformat>=5"],
     },
     entry_points={"console_scripts": ["gluon-modern-cnn=gluon_modern_cnn.cli:main"]},
     classifiers=[

@@ -6,12 +6,16 @@ Importing the package makes MXNet 1.9.1 importable on numpy 1.23 to 1.26 and act
 code (for example gluoncv's model zoo) inside ``with gluon_modern_cnn.legacy_mode(): ...``.
 
 The book's helper names are importable from here, so ``import gluon_modern_cnn as d2l`` can stand in
-for ``from d2l import mxnet as d2l`` in the chapter's cells.
+for ``from d2l import mxnet as d2l`` in the chapter's cells, in the 0.17 edition (``train_ch6``,
+``load_data_fashion_mnist``) and in the 1.0 edition (``Classifier``, ``Trainer``, ``FashionMNIST``,
+``add_to_class``, the models of chapter 8 and the small aliases such as ``randn``).
 """
-from ._compat import activate_np, import_mxnet, legacy_mode, np_thread, restore_numpy_aliases
+from ._compat import (activate_np, explain_array_mode_errors, import_mxnet, legacy_mode,
+                      np_thread, restore_numpy_aliases)
 
 import_mxnet()
 activate_np()
+explain_array_mode_errors()
 
 __version__ = "0.1.0"
 
@@ -34,4 +38,15 @@ from .data import (get_dataloader_workers, get_fashion_mnist_labels,  # noqa: E4
 from .devices import num_gpus, try_all_gpus, try_gpu  # noqa: E402
 from .plotting import Animator  # noqa: E402
 from .training import (Accumulator, History, Timer, accuracy,  # noqa: E402
-                       evaluate_accuracy_gpu, split_batch, train_ch5, train_ch6, train_ch13)
+                       evaluate_accuracy_gpu, split_batch, train_ch5, train_ch5_with_history,
+                       train_ch6, train_ch6_with_history, train_ch13,
+                       train_ch13_with_history)
+
+# The 1.0 edition's API (chapter 8 of D2L 1.0) and its networks.
+from .edition10 import (ALIASES as _ALIASES, Classifier, DataModule, FashionMNIST,  # noqa: E402
+                        HyperParameters, Module, ProgressBoard, Trainer, add_to_class, cpu, gpu)
+from .models import (AlexNet, AnyNet, AnyNetIntended, BNLeNet, BNLeNetScratch,  # noqa: E402
+                     DenseNet, GoogleNet, NiN, RegNetX32, RegNetX32Intended, ResNet, ResNet18,
+                     ResNeXtBlock, VGG)
+
+globals().update(_ALIASES)   # d2l.randn, d2l.reshape, ... as the 1.0 library names them

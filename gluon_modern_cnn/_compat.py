@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 import threading
 import warnings
 from typing import Callable, Iterator, TypeVar
 
 import numpy
 
-__all__ = ["restore_numpy_aliases", "import_mxnet", "legacy_mode", "activate_np", "np_thread",
+__all__ = ["restore_numpy_aliases", "discard_half_imported", "import_mxnet", "legacy_mode", "activate_np", "np_thread",
            "mxnet_error_summary"]
 
 # The aliases numpy 1.24 removed (all deprecated since 1.20), mapped to what they always meant.
@@ -33,10 +34,37 @@ def restore_numpy_aliases() -> None:
             setattr(numpy, name, builtin)
 
 
+# Packages whose failed import leaves submodules behind that a second import would reuse half-built.
+_REIMPORTABLE = ("mxnet", "gluoncv")
+
+
+def discard_half_imported(package: str) -> bool:
+    """Forget a package whose import failed half-way, so that it can be imported again.
+
+    ``import mxnet`` on numpy >= 1.24 without the aliases fails deep inside MXNet's ``__init__``:
+    Python drops ``mxnet`` itself from ``sys.modules`` but keeps the submodules that loaded before
+    the failure, and a second import would reuse them and leave ``mxnet.util`` and others missing.
+    Returns whether anything was discarded.
+    """
+    if package in sys.modules:
+        return False
+    stale = [name for name in sys.modules if name.startswith(package + ".")]
+    for name in stale:
+        del sys.modules[name]
+    return bool(stale)
+
+
 @functools.lru_cache(maxsize=None)
 def import_mxnet():
-    """Import and return the ``mxnet`` module, first making it importable on numpy 1.24 to 1.26."""
+    """Import and return the ``mxnet`` module, first making it importable on numpy 1.24 to 1.26.
+
+    Works in any order with ``import mxnet``: when MXNet was imported first and succeeded (numpy
+    1.23, or the aliases restored by hand) that module is used; when its import failed half-way
+    (numpy >= 1.24 in a notebook's first cell), the leftovers are discarded and MXNet is imported
+    again, cleanly; when even that fails, one message says what happened and what to do.
+    """
     restore_numpy_aliases()
+    repaired = [name for name in _REIMPORTABLE if discard_half_imported(name)]
     try:
         with warnings.catch_warnings():
             # MXNet's own import trips deprecations users cannot act on: numpy 1.25+ warns that
@@ -48,10 +76,61 @@ def import_mxnet():
     except ImportError as err:
         raise ImportError(f"gluon_modern_cnn needs MXNet 1.9.1, which could not be imported ({err}). "
                           + _INSTALL_HINT) from err
+    except Exception as err:
+        if not repaired:
+            raise
+        raise ImportError(
+            f"MXNet was imported before gluon_modern_cnn and its import failed half-way; importing "
+            f"it again failed too ({type(err).__name__}: {err}). Restart the Python process (in "
+            f"Jupyter: Kernel > Restart) and import gluon_modern_cnn before mxnet, or install "
+            f"numpy 1.23.5, which MXNet 1.9.1 imports without help.") from err
+    if not hasattr(mxnet, "util"):
+        raise ImportError(
+            "MXNet is only half-imported in this process (an earlier `import mxnet` failed and "
+            "something kept its broken module). Restart the Python process (in Jupyter: Kernel > "
+            "Restart) and import gluon_modern_cnn before mxnet.")
     if not mxnet.__version__.startswith("1.9."):
         warnings.warn(f"gluon_modern_cnn is tested with MXNet 1.9.1; found {mxnet.__version__}.",
                       RuntimeWarning, stacklevel=2)
     return mxnet
+
+
+_EDITION_SWITCH = (
+    "This thread runs {mode} semantics; {hint} The editions: `import gluon_modern_cnn as d2l` "
+    "(0.17 and 1.0, numpy semantics) or `import gluon_modern_cnn.gluonbook as gb` (the older "
+    "gluonbook edition, `nd` semantics for the importing thread); `with "
+    "gluon_modern_cnn.legacy_mode():` runs `nd` code inside a numpy-mode program.")
+
+
+def explain_array_mode_errors() -> None:
+    """Make MXNet's "numpy operator received a legacy ndarray" (and reverse) errors name the
+    book edition each kind of array belongs to and how to switch (idempotent)."""
+    mx = import_mxnet()
+    to_np = ("numpy (`npx.set_np()`)",
+             "it got an `mx.nd` array (the older edition's), which needs `nd` semantics: convert "
+             "it with `.as_np_ndarray()` or run that code under the older edition's switch.")
+    to_nd = ("legacy `nd`",
+             "it got an `mx.np` array (the 0.17/1.0 editions'), which needs numpy semantics: "
+             "convert it with `.as_nd_ndarray()` or run that code with numpy semantics.")
+    # Generated operator functions look these names up in their register module's globals, for
+    # arrays (ndarray.register) and for the symbols of deferred shape inference (symbol.register).
+    checks = [(mx.ndarray.register, "_verify_all_np_ndarrays", to_np),
+              (mx.ndarray.register, "_verify_all_legacy_ndarrays", to_nd),
+              (mx.symbol.register, "_verify_np_symbol", to_np),
+              (mx.symbol.register, "_verify_legacy_symbol", to_nd)]
+    for module, name, (mode, hint) in checks:
+        verify = getattr(module, name)
+        if getattr(verify, "_explains_editions", False):
+            continue
+
+        def check(op_name, func_name, *args, _verify=verify, _mode=mode, _hint=hint):
+            try:
+                _verify(op_name, func_name, *args)
+            except TypeError:
+                raise TypeError(f"`{func_name}` got an array of the other book edition. "
+                                + _EDITION_SWITCH.format(mode=_mode, hint=_hint)) from None
+        check._explains_editions = True
+        setattr(module, name, check)
 
 
 def activate_np() -> None:

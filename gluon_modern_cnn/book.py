@@ -6,7 +6,10 @@ seed text it names (``../shared/seeds/``) and a test checks that it still occurs
 
 Sections 7.1 to 7.7 come from the MXNet/Gluon edition of *Dive into Deep Learning*
 (``001_072618f7de167b13.txt``); sections 5.11 to 5.13 from the older gluonbook edition
-(``000_8f32c3f6393782dd.txt``), which used the legacy ``nd`` API and ``train_ch5``.
+(``000_8f32c3f6393782dd.txt``), which used the legacy ``nd`` API and ``train_ch5``; sections 8.1 to
+8.8 from the 1.0 edition's source (``../shared/editions/d2l-1.0/``), which prints nothing the
+source keeps, so only its training settings are stored (a test checks them against its cells).
+A section's edition follows from its number: :func:`edition`.
 """
 from __future__ import annotations
 
@@ -14,12 +17,24 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
-__all__ = ["Hyperparameters", "PrintedOutput", "TrainingRun", "Section", "SECTIONS",
+__all__ = ["Hyperparameters", "PrintedOutput", "TrainingRun", "Section", "SECTIONS", "edition",
+           "EDITIONS",
            "section", "training_run", "parse_result", "RESULT_PATTERN", "SPEED_PATTERN",
            "EPOCH_PATTERN", "SHAPE_LINE_PATTERN", "normalize_whitespace"]
 
 MXNET_EDITION = "001_072618f7de167b13.txt"
 GLUONBOOK_EDITION = "000_8f32c3f6393782dd.txt"
+#: The 1.0 edition's Markdown source, relative to the seeds folder.
+EDITION_1_0 = "../editions/d2l-1.0/"
+
+#: The editions by the chapter's section numbers in each.
+EDITIONS = {"5": "gluonbook", "7": "0.17", "8": "1.0"}
+
+
+def edition(section_key: str) -> str:
+    """The book edition a section number belongs to: ``gluonbook`` (5.11-5.13), ``0.17``
+    (7.1-7.7) or ``1.0`` (8.1-8.8)."""
+    return EDITIONS[section_key.split(".")[0]]
 
 #: ``train_ch6``'s two result lines, e.g. ``loss 0.243, train acc 0.909, test acc 0.874``.
 RESULT_PATTERN = re.compile(
@@ -256,6 +271,26 @@ SECTIONS: Dict[str, Section] = {s.key: s for s in (
         ),
         trainings=(TrainingRun("densenet", Hyperparameters(0.1, 5, 256, 96), (),
                                loop="train_ch5", note="interrupted before any epoch finished"),)),
+    # The 1.0 edition: each section's `trainer.fit` cell (Trainer(max_epochs=10),
+    # FashionMNIST(batch_size=128, resize=...), the model's lr).
+    *(Section(key=key, title=title, seed=EDITION_1_0 + source, trainings=tuple(
+        TrainingRun(model, Hyperparameters(lr, 10, 128, resize), (), loop="Trainer.fit")
+        for model, lr, resize in runs)) for key, title, source, runs in (
+        ("8.1", "Deep Convolutional Neural Networks (AlexNet)", "alexnet.md",
+         (("d2l10_alexnet", 0.01, 224),)),
+        ("8.2", "Networks Using Blocks (VGG)", "vgg.md", (("d2l10_vgg11_small", 0.01, 224),)),
+        ("8.3", "Network in Network (NiN)", "nin.md", (("d2l10_nin", 0.05, 224),)),
+        ("8.4", "Multi-Branch Networks (GoogLeNet)", "googlenet.md",
+         (("d2l10_googlenet", 0.01, 96),)),
+        ("8.5", "Batch Normalization", "batch-norm.md",
+         (("d2l10_lenet_bn_scratch", 0.1, None), ("d2l10_lenet_bn", 0.1, None))),
+        ("8.6", "Residual Networks (ResNet) and ResNeXt", "resnet.md",
+         (("d2l10_resnet18", 0.01, 96),)),
+        ("8.7", "Densely Connected Networks (DenseNet)", "densenet.md",
+         (("d2l10_densenet", 0.01, 96),)),
+        ("8.8", "Designing Convolution Network Architectures", "cnn-design.md",
+         (("d2l10_regnetx32", 0.05, 96),)),
+    )),
 )}
 
 

@@ -402,12 +402,14 @@ def _add_crosscheck(subparsers) -> None:
                     "book's. Exits 1 when anything differs.")
     p.add_argument("--section", action="append", metavar="KEY",
                    help="section to check, e.g. 7.6 (repeatable; default: all)")
+    p.add_argument("--edition", choices=["gluonbook", "0.17"], default=None,
+                   help="only the sections of this edition of the book")
     p.set_defaults(func=_run_crosscheck)
 
 
 def _run_crosscheck(args) -> int:
     from .crosscheck import crosscheck, format_report
-    checks = crosscheck(args.section)
+    checks = crosscheck(args.section, edition=args.edition)
     print(format_report(checks))
     return 0 if all(c.ok for c in checks) else 1
 

@@ -146,8 +146,24 @@ def _check_section(key: str) -> SectionCheck:
     return result
 
 
-def crosscheck(sections: Optional[Iterable[str]] = None) -> List[SectionCheck]:
-    """Replay and compare the given sections (default: every section with printed shapes)."""
+def crosscheck(sections: Optional[Iterable[str]] = None, *,
+               edition: Optional[str] = None) -> List[SectionCheck]:
+    """Replay and compare the given sections (default: every section with printed shapes, or
+    those of one ``edition``: ``gluonbook`` or ``0.17``; the 1.0 source keeps no printed output)."""
+    if edition is not None:
+        editions = sorted(set(book.EDITIONS.values()))
+        if edition not in editions:
+            raise ValueError(f"unknown edition {edition!r}; editions: {', '.join(editions)}")
+        with_output = [key for key in REPLAYS if book.edition(key) == edition]
+        if not with_output:
+            raise ValueError(f"the {edition} edition's source keeps no printed shapes to compare "
+                             f"with; its cells run in tests/test_book_cells.py and its shape "
+                             f"traces are checked in tests/test_edition10.py")
+        sections = list(sections) if sections is not None else with_output
+        others = [key for key in sections if book.edition(key) != edition]
+        if others:
+            raise ValueError(f"section {others[0]} is of the {book.edition(others[0])} edition, "
+                             f"not {edition}")
     keys = list(sections) if sections is not None else list(REPLAYS)
     for key in keys:
         if key not in REPLAYS:

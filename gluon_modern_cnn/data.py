@@ -44,7 +44,7 @@ from mxnet.gluon.data.dataloader import default_batchify_fn  # noqa: E402
 
 __all__ = [
     "IMAGE_SIZE", "TEXT_LABELS", "MIRRORS", "ROOT_ENV_VAR", "DataFileError", "resolve_data_root",
-    "fashion_mnist_files", "load_fashion_mnist_arrays", "FashionMNIST", "get_dataloader_workers",
+    "fashion_mnist_files", "load_fashion_mnist_arrays", "FashionMNISTDataset", "FashionMNIST", "get_dataloader_workers",
     "FastImageLoader", "load_data_fashion_mnist", "get_fashion_mnist_labels",
 ]
 
@@ -356,7 +356,7 @@ def load_fashion_mnist_arrays(train: bool = True, *, root: Optional[PathLike] = 
 # The book's pipeline
 # ---------------------------------------------------------------------------------------------
 
-class FashionMNIST(gluon.data.Dataset):
+class FashionMNISTDataset(gluon.data.Dataset):
     """Fashion-MNIST samples as the book's ``gluon.data.vision.FashionMNIST`` gives them (D2L 3.5).
 
     Each sample is ``(image, label)``: image an ``mxnet.numpy`` uint8 array of shape (28, 28, 1),
@@ -417,7 +417,7 @@ class _PerThreadTransform:
         return trans(image)
 
 
-def _book_loader(dataset: FashionMNIST, batch_size: int, resize: Optional[int], shuffle: bool,
+def _book_loader(dataset: "FashionMNISTDataset", batch_size: int, resize: Optional[int], shuffle: bool,
                  num_workers: int):
     """The DataLoader of D2L section 3.5, with worker threads instead of processes."""
     trans = _PerThreadTransform(resize) if num_workers else _book_transform(resize)
@@ -619,6 +619,29 @@ class _DLPackView:
 Loader = Union[gluon.data.DataLoader, FastImageLoader]
 
 
+class LegacyBatches:
+    """A loader's batches as legacy ``NDArray``s, for code running with ``nd`` semantics (the
+    older edition, ``legacy_mode()``). Each batch is made under numpy semantics, which the
+    dataset, the book's transform and the batching use also when they run in the calling thread
+    (``num_workers=0``), and converted afterwards."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        batches = iter(self.loader)
+        while True:
+            with mx.util.np_shape(True), mx.util.np_array(True):
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    return
+            yield tuple(part.as_nd_ndarray() for part in batch)
+
+
 def load_data_fashion_mnist(batch_size: int, resize: Optional[int] = None, *,
                             root: Optional[PathLike] = None, download: bool = True,
                             num_workers: Optional[int] = None, fast: bool = False,
@@ -631,8 +654,17 @@ def load_data_fashion_mnist(batch_size: int, resize: Optional[int] = None, *,
     worker threads (default ``get_dataloader_workers()``). ``fast=True`` returns
     ``FastImageLoader``s that give bit-identical batches much faster and accept ``seed``,
     ``num_shards``, ``shard_index`` and ``prefetch`` (both loaders are sharded; only the training
-    one is shuffled).
+    one is shuffled). Called with ``nd`` semantics (the older edition), the batches are legacy
+    ``NDArray``s.
     """
+    if not mx.util.is_np_array():
+        # Called with nd semantics (the older edition, legacy_mode()): NDArray batches.
+        with mx.util.np_shape(True), mx.util.np_array(True):
+            loaders = load_data_fashion_mnist(
+                batch_size, resize, root=root, download=download, num_workers=num_workers,
+                fast=fast, seed=seed, num_shards=num_shards, shard_index=shard_index,
+                prefetch=prefetch)
+        return tuple(LegacyBatches(loader) for loader in loaders)
     batch_size = _check_positive_int(batch_size, "batch_size")
     resize = None if resize is None else _check_positive_int(resize, "resize")
     _check_bool(fast, "fast")
@@ -647,8 +679,8 @@ def load_data_fashion_mnist(batch_size: int, resize: Optional[int] = None, *,
         if _check_int(workers, "num_workers") < 0:
             raise ValueError(f"num_workers must be >= 0 (0 = load in the main thread), "
                              f"got {workers}")
-        return tuple(_book_loader(FashionMNIST(train, root=root, download=download), batch_size,
-                                  resize, train, workers) for train in (True, False))
+        return tuple(_book_loader(FashionMNISTDataset(train, root=root, download=download),
+                                  batch_size, resize, train, workers) for train in (True, False))
     if num_workers is not None:
         raise ValueError("num_workers applies to the book's pipeline only; the fast pipeline "
                          "prepares batches in one background thread (see prefetch=).")
@@ -656,6 +688,10 @@ def load_data_fashion_mnist(batch_size: int, resize: Optional[int] = None, *,
                                  batch_size, resize=resize, shuffle=train, seed=seed,
                                  num_shards=num_shards, shard_index=shard_index, prefetch=prefetch)
                  for train in (True, False))
+
+
+#: The dataset's former name here; ``gluon_modern_cnn.FashionMNIST`` is the 1.0 edition's data module.
+FashionMNIST = FashionMNISTDataset
 
 
 def get_fashion_mnist_labels(labels: Iterable) -> List[str]:

@@ -22,7 +22,7 @@ from .files import claim_run_folder
 from .machine import machine_info, machine_summary
 from .registry import model_info
 
-__all__ = ["reproduce", "format_results", "compare_with_book"]
+__all__ = ["reproduce", "section_settings", "format_results", "compare_with_book"]
 
 _METRICS = ("loss", "train_acc", "test_acc")
 
@@ -40,6 +40,18 @@ def compare_with_book(run: book.TrainingRun, history) -> Dict[str, Any]:
     return {"book": dict(printed, epoch=epoch) if printed else {}, "package": package,
             "difference": difference,
             "test_acc_per_epoch": [round(r.test_acc, 4) for r in records]}
+
+
+def section_settings(run: book.TrainingRun, name: str, *, num_epochs: Optional[int] = None,
+                     hybridize: bool = False, seed: Optional[int] = 0):
+    """The settings of the section's own training cell (its lr, epochs, batch size and resize),
+    not those of the section the model is registered under: 5.11 trains the scratch-BN LeNet for
+    5 epochs, 7.5 for 10. ``num_epochs`` shortens the run."""
+    hp = run.hyperparameters
+    resize = {} if hp.resize is None else {"resize": hp.resize}
+    return resolve_settings(name, lr=hp.lr, batch_size=hp.batch_size,
+                            num_epochs=hp.num_epochs if num_epochs is None else num_epochs,
+                            hybridize=hybridize, seed=seed, **resize)
 
 
 def reproduce(section_key: str, *, models: Optional[Sequence[str]] = None,
@@ -70,8 +82,8 @@ def reproduce(section_key: str, *, models: Optional[Sequence[str]] = None,
         machine = machine_info()
         results = []
         for run, name in zip(runs, names):
-            settings = resolve_settings(name, num_epochs=num_epochs, hybridize=hybridize,
-                                        seed=seed)
+            settings = section_settings(run, name, num_epochs=num_epochs,
+                                        hybridize=hybridize, seed=seed)
             print(f"== section {section_key}: {name}, lr {settings.lr}, "
                   f"{settings.num_epochs} epochs, batch {settings.batch_size}, resize {settings.resize}", flush=True)
             start = time.time()

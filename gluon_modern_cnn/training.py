@@ -29,7 +29,8 @@ from .plotting import Animator
 
 __all__ = ["Accumulator", "Timer", "accuracy", "evaluate_accuracy_gpu", "EpochRecord", "History",
            "TrainState", "Callback", "AnimatorCallback", "book_animator", "TrainingDiverged", "fit", "train_ch6",
-           "train_ch5", "train_ch13", "split_batch", "train_step", "print_result", "format_result",
+           "train_ch6_with_history", "train_ch5", "train_ch5_with_history", "train_ch13",
+           "train_ch13_with_history", "split_batch", "train_step", "print_result", "format_result",
            "format_speed", "format_epoch_ch5", "seed_everything"]
 
 
@@ -83,7 +84,19 @@ def accuracy(y_hat, y):
     if len(y_hat.shape) > 1 and y_hat.shape[1] > 1:
         y_hat = y_hat.argmax(axis=1)
     cmp = y_hat.astype(y.dtype) == y
-    return float(cmp.astype(y.dtype).sum())
+    return _scalar(cmp.astype(y.dtype).sum())
+
+
+def _scalar(x) -> float:
+    """A one-element array as a float; legacy ``nd`` arrays (the older edition's) have no
+    ``__float__``."""
+    return x.asscalar() if isinstance(x, mx.nd.NDArray) and not isinstance(x, mx.np.ndarray) \
+        else float(x)
+
+
+def _to_device(x, device):
+    """``x`` on ``device``; legacy ``nd`` arrays (the older edition's) only have the older name."""
+    return x.as_in_ctx(device) if hasattr(x, "as_in_ctx") else x.as_in_context(device)
 
 
 def evaluate_accuracy_gpu(net, data_iter, device=None):
@@ -92,7 +105,7 @@ def evaluate_accuracy_gpu(net, data_iter, device=None):
         device = list(net.collect_params().values())[0].list_ctx()[0]
     metric = Accumulator(2)  # No. of correct predictions, no. of predictions
     for X, y in data_iter:
-        X, y = X.as_in_ctx(device), y.as_in_ctx(device)
+        X, y = _to_device(X, device), _to_device(y, device)
         metric.add(accuracy(net(X), y), y.size)
     return metric[0] / metric[1]
 
@@ -200,6 +213,8 @@ class TrainState:
     step_batch_size: Optional[int] = None
     #: Splits a batch across the devices; None: :func:`split_batch`.
     split_f: Optional[Callable] = None
+    #: One training step; None: :func:`train_step`.
+    step_f: Optional[Callable] = None
 
     @property
     def train_loss(self) -> float:
@@ -330,7 +345,8 @@ def fit(net, train_iter, test_iter, num_epochs: int, *, lr: Optional[float] = No
         device: Union[mx.Context, Sequence[mx.Context], None] = None, initialize: bool = True,
         start_epoch: int = 0, history: Optional[History] = None, seed: Optional[int] = None,
         callbacks: Iterable[Callback] = (), kvstore: Union[str, "mx.kv.KVStore"] = "device",
-        step_batch_size: Optional[int] = None, split_f: Optional[Callable] = None) -> History:
+        step_batch_size: Optional[int] = None, split_f: Optional[Callable] = None,
+        step_f: Optional[Callable] = None, evaluate_f: Optional[Callable] = None) -> History:
     """Train ``net`` from ``start_epoch`` up to ``num_epochs`` (the body of ``train_ch6``).
 
     ``initialize=True`` re-initializes the parameters (Xavier, ``force_reinit``) on the devices;
@@ -344,6 +360,11 @@ def fit(net, train_iter, test_iter, num_epochs: int, *, lr: Optional[float] = No
     short last batch included (default: each batch's size). A ``dist_sync`` kvstore needs the
     global batch there (``distributed.trainer_batch_size``). ``split_f(X, y, devices)`` splits a
     batch across several devices (default :func:`split_batch`).
+
+    ``step_f`` replaces :func:`train_step` (same arguments and result: the summed loss and the
+    number of correct predictions) and ``evaluate_f(net, test_iter, device)`` replaces
+    :func:`evaluate_accuracy_gpu`; the 1.0 edition's ``Trainer`` runs its model's
+    ``training_step`` and ``validation_step`` through them.
     """
     _check_positive(num_epochs, "num_epochs")
     if not isinstance(start_epoch, int) or not 0 <= start_epoch <= num_epochs:
@@ -370,7 +391,7 @@ def fit(net, train_iter, test_iter, num_epochs: int, *, lr: Optional[float] = No
     history.interrupted = False
     state = TrainState(net, trainer, devices, num_epochs, history,
                        num_batches=len(train_iter), step_batch_size=step_batch_size,
-                       split_f=split_f)
+                       split_f=split_f, step_f=step_f)
     callbacks = list(callbacks)
     for cb in callbacks:
         cb.on_train_begin(state)
@@ -395,7 +416,7 @@ def fit(net, train_iter, test_iter, num_epochs: int, *, lr: Optional[float] = No
             if state.metric[2] == 0:
                 raise ValueError("train_iter yielded no batches: it is empty (or an iterator "
                                  "already used up; pass a loader, which can be iterated again)")
-            test_acc = evaluate_accuracy_gpu(net, test_iter, devices[0])
+            test_acc = (evaluate_f or evaluate_accuracy_gpu)(net, test_iter, devices[0])
             history.epochs.append(EpochRecord(
                 epoch + 1, state.train_loss, state.train_acc, test_acc, int(state.metric[2]),
                 state.timer.sum(), time.time() - wall))
@@ -410,9 +431,9 @@ def split_batch(X, y, devices: Sequence[mx.Context]) -> Tuple[list, list]:
     """Split ``X`` and ``y`` into one shard per device (section 12.5); a batch that does not
     divide evenly gives the first devices one sample more."""
     if len(devices) == 1:
-        return [X.as_in_ctx(devices[0])], [y.as_in_ctx(devices[0])]
+        return [_to_device(X, devices[0])], [_to_device(y, devices[0])]
     # split_and_load's slicing, without its deprecated as_in_context (a warning per shard).
-    return tuple([shard.as_in_ctx(device) for shard, device in zip(
+    return tuple([_to_device(shard, device) for shard, device in zip(
         gluon.utils.split_data(data, len(devices), even_split=False), devices)] for data in (X, y))
 
 
@@ -434,7 +455,7 @@ def train_step(net, trainer: gluon.Trainer, loss, X, y, devices: Sequence[mx.Con
     for l in ls:
         l.backward()
     trainer.step(step_batch_size or X.shape[0])
-    loss_sum = sum(float(l.sum()) for l in ls)
+    loss_sum = sum(_scalar(l.sum()) for l in ls)
     correct = sum(accuracy(y_hat, y_shard) for y_hat, y_shard in zip(y_hats, ys))
     return loss_sum, correct
 
@@ -446,7 +467,7 @@ def _check_output_width(y_hat, y) -> None:
     if y_hat.ndim != 2:
         raise ValueError(f"the network's output has shape {tuple(y_hat.shape)}; a classifier "
                          f"outputs (batch, number of classes)")
-    classes = int(y.max()) + 1 if y.size else 0
+    classes = int(y.asnumpy().max()) + 1 if y.size else 0  # nd and np arrays alike
     if y_hat.shape[1] < max(classes, 2):
         raise ValueError(f"the network outputs {y_hat.shape[1]} value(s) per example, but the "
                          f"labels go up to {classes - 1}: it needs at least {max(classes, 2)} "
@@ -455,9 +476,10 @@ def _check_output_width(y_hat, y) -> None:
 
 def _train_step(state: TrainState, loss, X, y, first: bool) -> None:
     state.timer.start()
-    loss_sum, correct = train_step(state.net, state.trainer, loss, X, y, state.devices,
-                                   check_shapes=first, step_batch_size=state.step_batch_size,
-                                   split_f=state.split_f)
+    step = state.step_f or train_step
+    loss_sum, correct = step(state.net, state.trainer, loss, X, y, state.devices,
+                             check_shapes=first, step_batch_size=state.step_batch_size,
+                             split_f=state.split_f)
     if not math.isfinite(loss_sum):
         lr = getattr(state.trainer, "learning_rate", None)
         raise TrainingDiverged(
@@ -474,13 +496,24 @@ def _train_step(state: TrainState, loss, X, y, first: bool) -> None:
 
 def train_ch6(net, train_iter, test_iter, num_epochs, lr, device=try_gpu(), *,
               figure: Optional[str] = None, callbacks: Iterable[Callback] = (),
-              seed: Optional[int] = None, loss: Optional[gluon.loss.Loss] = None) -> History:
+              seed: Optional[int] = None, loss: Optional[gluon.loss.Loss] = None) -> None:
     """Train a model with a GPU (section 6.6), as chapter 7 calls it.
 
-    Prints the book's two result lines and returns the :class:`History`. The book's plot is shown
-    inline in a notebook; headless, pass ``figure="curve.png"`` to have it written to a file.
-    ``loss`` replaces the book's softmax cross-entropy (e.g. with label smoothing).
+    Draws the book's plot and prints its two result lines, and returns nothing, as the book's
+    function does (a notebook cell shows exactly the book's output). The per-epoch results come
+    from :func:`train_ch6_with_history`, which takes the same arguments. The plot is shown inline
+    in a notebook; headless, pass ``figure="curve.png"`` to have it written to a file. ``loss``
+    replaces the book's softmax cross-entropy (e.g. with label smoothing).
     """
+    train_ch6_with_history(net, train_iter, test_iter, num_epochs, lr, device, figure=figure,
+                           callbacks=callbacks, seed=seed, loss=loss)
+
+
+def train_ch6_with_history(net, train_iter, test_iter, num_epochs, lr, device=try_gpu(), *,
+                           figure: Optional[str] = None, callbacks: Iterable[Callback] = (),
+                           seed: Optional[int] = None,
+                           loss: Optional[gluon.loss.Loss] = None) -> History:
+    """:func:`train_ch6` (section 6.6), returning the :class:`History` of the run."""
     _check_positive(num_epochs, "num_epochs")
     _check_positive(lr, "lr", (int, float))
     animator = book_animator(num_epochs, path=figure)
@@ -504,15 +537,23 @@ def print_result(history: History, device) -> None:
 
 
 def train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs, devices=try_all_gpus(),
-               split_f=split_batch) -> History:
+               split_f=split_batch) -> None:
     """Train a model with multiple GPUs (section 13.1), or any list of devices (``mx.cpu(0)``,
     ``mx.cpu(1)`` work too).
 
     As in the book, the caller initializes ``net`` on ``devices`` and builds ``trainer``; each
     batch is split across the devices with ``split_f``, one loss per shard, and one
     ``trainer.step`` covers the whole batch. Plots the book's curve and prints its two result
-    lines; returns the :class:`History`.
+    lines; returns nothing, as the book's function does (:func:`train_ch13_with_history` returns
+    the :class:`History`).
     """
+    train_ch13_with_history(net, train_iter, test_iter, loss, trainer, num_epochs, devices,
+                            split_f)
+
+
+def train_ch13_with_history(net, train_iter, test_iter, loss, trainer, num_epochs,
+                            devices=try_all_gpus(), split_f=split_batch) -> History:
+    """:func:`train_ch13` (section 13.1), returning the :class:`History` of the run."""
     _check_positive(num_epochs, "num_epochs")
     if not isinstance(trainer, gluon.Trainer):
         raise ValueError(f"train_ch13 takes the gluon.Trainer the caller built (as the book's "
@@ -530,13 +571,21 @@ class _PrintEpochCh5(Callback):
         print(format_epoch_ch5(state.history.final), flush=True)
 
 
-def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs) -> History:
+def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs) -> None:
     """Train and evaluate a model with CPU or GPU (older edition, section 5.5).
 
     The caller initializes ``net`` and builds ``trainer``, as the older edition's cells do; prints
-    ``training on <ctx>`` and one line per epoch.
+    ``training on <ctx>`` and one line per epoch, and passes ``batch_size`` to ``trainer.step`` on
+    every step as the book does. Returns nothing, as the book's function does
+    (:func:`train_ch5_with_history` returns the :class:`History`).
     """
+    train_ch5_with_history(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs)
+
+
+def train_ch5_with_history(net, train_iter, test_iter, batch_size, trainer, ctx,
+                           num_epochs) -> History:
+    """:func:`train_ch5` (older edition, section 5.5), returning the :class:`History`."""
     _check_positive(batch_size, "batch_size")
     print('training on', ctx)
     return fit(net, train_iter, test_iter, num_epochs, trainer=trainer, device=ctx,
-               initialize=False, callbacks=[_PrintEpochCh5()])
+               initialize=False, step_batch_size=batch_size, callbacks=[_PrintEpochCh5()])

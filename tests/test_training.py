@@ -33,7 +33,7 @@ def test_one_epoch_of_the_batch_norm_lenet_on_real_data(fashion_mnist_root, caps
                                                     seed=0)
     net = d2l.get_model("lenet_bn_hybrid")  # section 7.5's nn.BatchNorm LeNet, hybridizable
     net.hybridize(static_alloc=True, static_shape=True)
-    history = d2l.train_ch6(net, train_iter, test_iter, 1, 1.0, mx.cpu())
+    history = d2l.train_ch6_with_history(net, train_iter, test_iter, 1, 1.0, mx.cpu())
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2
     assert book.RESULT_PATTERN.match(out[0]), out[0]
@@ -95,7 +95,7 @@ def test_ctrl_c_stops_between_batches_and_keeps_the_history(capsys):
     train_iter, test_iter = _synthetic()
     interrupt = _InterruptAt(batch=1)
     net = _mlp()
-    history = d2l.train_ch6(net, train_iter, test_iter, 5, 0.5, mx.cpu(), callbacks=[interrupt])
+    history = d2l.train_ch6_with_history(net, train_iter, test_iter, 5, 0.5, mx.cpu(), callbacks=[interrupt])
     assert history.interrupted and [e.epoch for e in history.epochs] == [1]
     assert interrupt.seen[-1] == (1, 1)  # the batch in flight finished, nothing after it ran
     out = capsys.readouterr().out
@@ -141,7 +141,7 @@ def test_train_ch5_prints_the_older_editions_lines(capsys):
     net = d2l.get_model("lenet_bn_scratch", eps=1e-5)
     net.initialize(ctx=mx.cpu(), init=init.Xavier(), force_reinit=True)
     trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 1.0})
-    history = training.train_ch5(net, train_iter, test_iter, 16, trainer, mx.cpu(), 2)
+    history = training.train_ch5_with_history(net, train_iter, test_iter, 16, trainer, mx.cpu(), 2)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "training on cpu(0)"
     assert [book.EPOCH_PATTERN.match(line)["epoch"] for line in lines[1:]] == ["1", "2"]
@@ -190,3 +190,38 @@ def test_the_books_cells_run_with_the_package_as_d2l(fashion_mnist_root, capsys)
     assert re.fullmatch(r"\d+\.\d examples/sec on cpu\(0\)", printed[-1])
     train_acc = float(printed[-2].split("train acc ")[1].split(",")[0])
     assert train_acc > 0.3  # chance is 0.1; LeNet with batch norm learns within 20 steps at lr 1
+
+
+class _RecordingTrainer(gluon.Trainer):
+    """A gluon.Trainer that remembers what ``step`` was given."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.step_sizes = []
+
+    def step(self, batch_size, ignore_stale_grad=False):
+        self.step_sizes.append(batch_size)
+        super().step(batch_size, ignore_stale_grad)
+
+
+def test_the_book_entry_points_return_nothing_and_the_history_functions_return_it(capsys):
+    """The book's train_ch6/train_ch5 return None, so a notebook cell shows only their output."""
+    train_iter, test_iter = _synthetic()
+    assert d2l.train_ch6(_mlp(), train_iter, test_iter, 1, 0.5, mx.cpu()) is None
+    net = _mlp()
+    net.initialize(ctx=mx.cpu(), init=init.Xavier())
+    trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.5})
+    assert d2l.train_ch5(net, train_iter, test_iter, 16, trainer, mx.cpu(), 1) is None
+    history = d2l.train_ch6_with_history(_mlp(), train_iter, test_iter, 2, 0.5, mx.cpu())
+    assert [e.epoch for e in history.epochs] == [1, 2]
+    capsys.readouterr()
+
+
+def test_train_ch5_passes_the_books_batch_size_to_trainer_step(capsys):
+    train_iter, test_iter = _synthetic(batch_size=24)   # 64 examples: batches of 24, 24, 16
+    net = _mlp()
+    net.initialize(ctx=mx.cpu(), init=init.Xavier())
+    trainer = _RecordingTrainer(net.collect_params(), 'sgd', {'learning_rate': 0.5})
+    training.train_ch5(net, train_iter, test_iter, 24, trainer, mx.cpu(), 1)
+    assert trainer.step_sizes == [24, 24, 24]   # as the book: trainer.step(batch_size), short batch too
+    capsys.readouterr()

@@ -29,6 +29,10 @@ from .stateful import (ModeAwareHybridBlock, ModeAwareHybridSequential, require_
 from .resnet import (HybridResidual, Residual, ResidualV1, ResidualV2, gluonbook_resnet, resnet,
                      resnet18_arch, resnet_block, resnet_spec, resnet_variant)
 from .vgg import conv_arch, small_conv_arch, vgg, vgg_block, vgg_spec, vgg_variant
+from .edition10 import (EDITION10_MODELS, AlexNet, AnyNet, AnyNetIntended, BatchNorm10,
+                        BNLeNet, BNLeNetScratch, DenseNet, GoogleNet, Inception10, NiN,
+                        RegNetX32, RegNetX32Intended, ResNet, ResNet18, ResNeXtBlock, VGG,
+                        batch_norm10)
 from .zoo_differences import GLUONCV_DIFFERENCES, ZooDifference, gluoncv_options
 
 __all__ = [
@@ -49,4 +53,8 @@ __all__ = [
     "vgg_variant", "resnet_spec", "ResidualV1", "ResidualV2", "resnet_variant", "densenet_spec",
     "densenet_bc_cifar_spec", "densenet_bc", "densenet_variant", "densenet_bc_cifar",
     "InceptionBN", "conv_bn_relu", "ZooDifference", "GLUONCV_DIFFERENCES", "gluoncv_options",
+    # the 1.0 edition's chapter 8 (registered as d2l10_*)
+    "AlexNet", "VGG", "NiN", "Inception10", "GoogleNet", "batch_norm10", "BatchNorm10",
+    "BNLeNetScratch", "BNLeNet", "ResNet", "ResNet18", "ResNeXtBlock", "DenseNet", "AnyNet",
+    "RegNetX32", "AnyNetIntended", "RegNetX32Intended", "EDITION10_MODELS",
 ]
