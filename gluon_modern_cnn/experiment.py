@@ -41,11 +41,11 @@ from .data import (IMAGE_SIZE, FastImageLoader, load_data_fashion_mnist,
                    load_fashion_mnist_arrays, resolve_data_root)
 from .devices import parse_devices, try_gpu
 from .registry import get_model, model_info
-from .training import (AnimatorCallback, Callback, History, book_animator, fit, format_epoch_ch5,
+from .training import (AnimatorCallback, Callback, History, book_animator, fit, model_title,
                        print_result)
 
 __all__ = ["RunSettings", "TrainOutcome", "resolve_settings", "default_resize", "train_model",
-           "resume_training", "prepare_output", "fashion_mnist_loader", "ProgressBar",
+           "resume_training", "prepare_output", "fashion_mnist_loader",
            "Checkpointer", "OUTPUT_FILES", "check_input_size"]
 
 #: What an output folder holds after a run (the checkpoint after its first epoch).
@@ -175,39 +175,6 @@ def _fashion_mnist(settings: RunSettings, data_root, shards: Mapping[str, int]):
 # Callbacks: progress and checkpoints
 # ---------------------------------------------------------------------------------------------
 
-class ProgressBar(Callback):
-    """A tqdm progress bar per epoch on stderr, with the running training loss and accuracy and,
-    once the epoch ends, its test accuracy."""
-
-    def __init__(self, *, file=None):
-        self.file = file
-        self.bar = None
-
-    def on_epoch_begin(self, state):
-        from tqdm.auto import tqdm
-        self.bar = tqdm(total=state.num_batches, unit="batch", leave=True,
-                        file=self.file or sys.stderr,
-                        desc=f"epoch {state.epoch + 1}/{state.num_epochs}")
-
-    def on_batch_end(self, state):
-        self.bar.set_postfix(loss=f"{state.train_loss:.3f}", acc=f"{state.train_acc:.3f}",
-                             refresh=False)
-        self.bar.update(1)
-
-    def on_epoch_end(self, state):
-        self.bar.set_postfix(loss=f"{state.train_loss:.3f}", acc=f"{state.train_acc:.3f}",
-                             test_acc=f"{state.history.final.test_acc:.3f}", refresh=False)
-        self._close()  # draws the bar a last time, with the test accuracy
-
-    def on_train_end(self, state):
-        self._close()  # an interrupted epoch's bar
-
-    def _close(self):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
 def _device_spec(device: mx.Context) -> str:
     """A device as ``--device`` names it (``cpu0``, ``gpu1``)."""
     return f"{device.device_type}{device.device_id}"
@@ -256,14 +223,6 @@ class _ClusterCheckpointer(Callback):
                      lambda tmp: Path(tmp).write_text(state.history.to_json()))
 
 
-class _EpochLines(Callback):
-    """One line per epoch on stderr (``train_ch5``'s), where a progress bar would go through a
-    pipe: the launcher forwards its processes' output line by line."""
-
-    def on_epoch_end(self, state):
-        print(format_epoch_ch5(state.history.final), file=sys.stderr, flush=True)
-
-
 def _replay_curve(animator, curve: Mapping[str, Any]) -> None:
     """Draw a checkpoint's saved curve points again, line by line."""
     lines = list(zip(curve.get("X") or [], curve.get("Y") or []))
@@ -309,8 +268,8 @@ def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.
     ``data`` may give ``(train_iter, test_iter)`` (otherwise Fashion-MNIST with the run's batch
     size and resize); ``resume_from`` continues the run of a checkpoint (its parameters, optimizer
     state, history and curve); ``net``, ``initialize``, ``start_epoch``, ``history`` and
-    ``trainer`` give the same control piecewise. ``progress`` shows a tqdm bar per epoch on
-    stderr. Prints the book's two result lines unless ``quiet``.
+    ``trainer`` give the same control piecewise. ``progress`` describes the run and shows a bar per
+    epoch on stderr (a line per epoch outside a terminal). Prints the book's two result lines unless ``quiet``.
 
     ``kvstore`` is a name (``device``, ``local``, or ``dist_sync`` and the other cluster types) or
     a kvstore (:func:`distributed.create_kvstore`). On a cluster, ``settings.batch_size`` is per
@@ -359,17 +318,13 @@ def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.
                               "step_batch_size": step_batch_size}
         atomic_write(files["settings"], lambda tmp: Path(tmp).write_text(
             json.dumps(run, indent=2)))
-    animator = book_animator(settings.num_epochs, path=files.get("curve"))
+    animator = book_animator(settings.num_epochs, path=files.get("curve"), title=model_title(settings.model))
     if resume_from is not None and resume_from.extra.get("curve"):
         _replay_curve(animator, resume_from.extra["curve"])
     extra_callbacks = []
     if progress:
         print(_describe_run(settings, devices, out, resume_from, kvstore=kvstore,
                             step_batch_size=step_batch_size), file=sys.stderr, flush=True)
-        if cluster is None:
-            extra_callbacks.append(ProgressBar())
-        elif cluster.is_chief:
-            extra_callbacks.append(_EpochLines())
     if out is not None:
         extra_callbacks.append(Checkpointer(files["checkpoint"], settings,
                                             resume_from=resume_from, animator=animator,
@@ -379,7 +334,8 @@ def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.
                   trainer=trainer, device=devices, initialize=initialize,
                   start_epoch=start_epoch, history=history, seed=settings.seed,
                   callbacks=[AnimatorCallback(animator), *extra_callbacks, *callbacks],
-                  kvstore=kvstore, step_batch_size=step_batch_size)
+                  kvstore=kvstore, step_batch_size=step_batch_size,
+                  progress=progress and (cluster is None or cluster.is_chief))
     if out is not None:
         atomic_write(files["history"], lambda tmp: Path(tmp).write_text(history.to_json()))
         if history.epochs:

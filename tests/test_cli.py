@@ -257,9 +257,11 @@ def test_train_prints_the_books_lines_and_writes_every_output(trained):
     assert result.stderr.startswith(f"training lenet_bn_hybrid: 1 epochs, lr 0.5, batch 64, "
                                     f"resize -, seed 0, first 20000 images, on cpu(0); outputs "
                                     f"in {run_dir}\n")
-    # One tqdm bar per epoch on stderr, with the running loss and accuracy.
-    assert re.search(r"epoch 1/1: 100%.*313/313.*acc=0\.\d{3}, loss=\d\.\d{3}, test_acc=",
-                     result.stderr)
+    # stderr is a pipe here, not a terminal: one line per epoch, no progress bar's carriage returns.
+    assert "\r" not in result.stderr
+    assert re.search(rf"^epoch 1/1: loss {epoch['train_loss']:.3f}, train acc "
+                     rf"{epoch['train_acc']:.3f}, test acc {epoch['test_acc']:.3f}, \d+\.\d s$",
+                     result.stderr, re.MULTILINE), result.stderr
     settings = json.loads((run_dir / "settings.json").read_text())
     assert settings == {"settings": {"model": "lenet_bn_hybrid", "lr": 0.5, "num_epochs": 1,
                                      "batch_size": 64, "resize": None, "hybridize": True,
