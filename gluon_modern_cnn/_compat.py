@@ -65,9 +65,8 @@ def default_threads() -> str:
     count = usable_cores()
     cores = f"{count} usable core" + ("s" if count != 1 else "")
     if value and os.environ.get(_DEFAULTED_ENV_VAR) == value:
-        _threads_note = (f"{THREADS_ENV_VAR}={value}, set by gluon_modern_cnn to the {cores} "
-                         f"(MXNet's own default is half the processors)")
-    elif value:
+        value = ""  # inherited from a parent process where the package set it: the user did not
+    if value:
         _threads_note = f"{THREADS_ENV_VAR}={value}, set by you ({cores})"
     elif "mxnet" in sys.modules:
         _threads_note = (f"{THREADS_ENV_VAR} unset and MXNet was imported before gluon_modern_cnn: "

@@ -574,4 +574,8 @@ def _missing_gpu_message(index: int, usable: tuple[int, ...]) -> str:
     status = gpu_status()
     if any(g.ordinal == index for g in status.driver.gpus):
         return f"gpu{index} cannot be used. {status.problem or status.verdict} {available}"
-    return f"gpu{index} does not exist ({status.verdict}). {available}"
+    if status.usable:
+        return f"gpu{index} does not exist ({status.verdict}). {available}"
+    found = "no usable GPU" if status.driver.gpus else "no NVIDIA GPU found"
+    return (f"gpu{index} does not exist ({found}); use --device cpu, or auto to take a GPU when "
+            f"there is one. {available}")

@@ -358,7 +358,8 @@ def _describe_run(settings: RunSettings, devices, out: Optional[Path],
     """The line a run starts with on stderr: what trains, how, where, and where it writes."""
     what = (f"resuming {settings.model} after epoch {resume_from.epoch} of "
             f"{settings.num_epochs}" if resume_from is not None else
-            f"training {settings.model}: {settings.num_epochs} epochs")
+            f"training {settings.model}: {settings.num_epochs} "
+            f"epoch{'s' if settings.num_epochs != 1 else ''}")
     subset = f", first {settings.subset} images" if settings.subset else ""
     batch = f"batch {settings.batch_size}"
     where = f"; outputs in {out}" if out else ""
@@ -373,7 +374,7 @@ def _describe_run(settings: RunSettings, devices, out: Optional[Path],
             f"{', '.join(map(str, devices))}{where}")
 
 
-def resume_training(out: Union[str, Path], *, model: str,
+def resume_training(out: Union[str, Path], *, model: Optional[str] = None,
                     settings: Optional[Mapping[str, Any]] = None,
                     device: Union[mx.Context, Sequence[mx.Context], None] = None, data_root=None,
                     callbacks: Iterable[Callback] = (), quiet: bool = False,
@@ -384,7 +385,7 @@ def resume_training(out: Union[str, Path], *, model: str,
     ``settings`` may repeat settings of the run (``{"lr": 0.05}``); one that differs is refused, as
     the resumed run would no longer end where the uninterrupted one does, except ``num_epochs``,
     which may grow to train further. The devices default to the run's (other ones must be as
-    many), the data folder to the one the run used.
+    many), the data folder to the one the run used; ``model``, if given, must be the run's.
     """
     out = Path(out)
     if not out.is_dir():
@@ -401,7 +402,7 @@ def resume_training(out: Union[str, Path], *, model: str,
                                 f"end of every epoch, so this one stopped during its first epoch. "
                                 f"Start it again with --overwrite")
     checkpoint = load_checkpoint(path)
-    if checkpoint.model != model:
+    if model is not None and checkpoint.model != model:
         raise CheckpointError(f"checkpoint in {out} is for {checkpoint.model}, not {model}")
     run = _settings_of(checkpoint)
     given = dict(settings or {})
