@@ -14,7 +14,8 @@ missing and how to provide it. CI (``CI=true``) has ``../shared`` beside the rep
 missing folder fails those tests instead of skipping them.
 
 Markers (``pytest -m "not slow"`` leaves the heavy tests out): ``data`` and ``book`` are set from the
-fixtures a test uses; ``subprocess``, ``slow`` and ``smoke`` are set by the tests themselves.
+fixtures a test uses, ``slow`` from the fixtures and modules listed below; ``subprocess``, ``slow``
+and ``smoke`` are also set by the tests themselves.
 """
 import os
 from pathlib import Path
@@ -35,8 +36,13 @@ MARKERS = {
     "slow": "takes more than a few seconds (training, whole-model checks); `-m 'not slow'` skips it",
     "smoke": "a one-minute check of a fresh install, one test of each kind (`pytest -m smoke`)",
 }
-# Markers a test gets from the fixtures it uses.
-_FIXTURE_MARKERS = {"fashion_mnist_root": "data", "seeds_dir": "book", "editions_dir": "book"}
+# Markers a test gets from the fixtures it uses (the CLI's `trained` and `independent` runs train
+# models in subprocesses).
+_FIXTURE_MARKERS = {"fashion_mnist_root": "data", "seeds_dir": "book", "editions_dir": "book",
+                    "trained": "slow", "independent": "slow"}
+# Modules whose tests all train, start clusters or compare whole model zoos: slow.
+_SLOW_MODULES = {"test_checkpoint.py", "test_distributed.py", "test_fresh_clone.py",
+                 "test_multidevice.py", "test_variants.py"}
 
 
 def pytest_configure(config):
@@ -49,6 +55,8 @@ def pytest_collection_modifyitems(config, items):
         for fixture, marker in _FIXTURE_MARKERS.items():
             if fixture in getattr(item, "fixturenames", ()):
                 item.add_marker(marker)
+        if item.path.name in _SLOW_MODULES:
+            item.add_marker("slow")
 
 
 def in_ci() -> bool:
