@@ -14,7 +14,7 @@ missing and how to provide it. CI (``CI=true``) has ``../shared`` beside the rep
 missing folder fails those tests instead of skipping them.
 
 Markers (``pytest -m "not slow"`` leaves the heavy tests out): ``data`` and ``book`` are set from the
-fixtures a test uses, ``slow`` from the fixtures and modules listed below; ``subprocess``, ``slow``
+fixtures a test uses, ``slow`` from the fixtures, modules and tests listed below; ``subprocess``, ``slow``
 and ``smoke`` are also set by the tests themselves.
 """
 import os
@@ -43,6 +43,9 @@ _FIXTURE_MARKERS = {"fashion_mnist_root": "data", "seeds_dir": "book", "editions
 # Modules whose tests all train, start clusters or compare whole model zoos: slow.
 _SLOW_MODULES = {"test_checkpoint.py", "test_distributed.py", "test_fresh_clone.py",
                  "test_multidevice.py", "test_variants.py"}
+# Tests that run every registered model forward and backward or through FLOP counting (minutes).
+_SLOW_TESTS = {"test_forward_backward_reaches_every_parameter",
+               "test_committed_page_is_the_generated_one"}
 
 
 def pytest_configure(config):
@@ -55,7 +58,7 @@ def pytest_collection_modifyitems(config, items):
         for fixture, marker in _FIXTURE_MARKERS.items():
             if fixture in getattr(item, "fixturenames", ()):
                 item.add_marker(marker)
-        if item.path.name in _SLOW_MODULES:
+        if item.path.name in _SLOW_MODULES or getattr(item, "originalname", None) in _SLOW_TESTS:
             item.add_marker("slow")
 
 
