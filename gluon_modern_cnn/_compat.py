@@ -1,14 +1,20 @@
-"""Make MXNet 1.9.1 usable on today's numpy, and switch between numpy and legacy semantics.
+"""Make MXNet 1.9.1 usable on today's numpy and fast by default; switch numpy and legacy semantics.
 
 MXNet 1.9.1 (the last 1.x release) still refers to ``numpy.bool`` and ``numpy.int``, aliases that
 numpy 1.24 removed. Python 3.12 has no numpy wheel older than 1.26, so without this shim MXNet cannot
 be imported there at all. The shim only adds the builtin types back under their old names; it changes
 nothing numpy itself computes.
+
+MXNet 1.9 runs its operators on half the processors unless ``OMP_NUM_THREADS`` is set (it assumes
+two hyper-threads per core), so on a machine without SMT half the cores stay idle. Before MXNet
+loads, the package sets ``OMP_NUM_THREADS`` to the cores this process may use when the user has not
+set it (``default_threads``); ``threads_setting()`` says what was decided and why.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sys
 import threading
 import warnings
@@ -16,8 +22,9 @@ from typing import Callable, Iterator, TypeVar
 
 import numpy
 
-__all__ = ["restore_numpy_aliases", "discard_half_imported", "import_mxnet", "legacy_mode", "activate_np", "np_thread",
-           "mxnet_error_summary"]
+__all__ = ["restore_numpy_aliases", "discard_half_imported", "import_mxnet", "legacy_mode",
+           "activate_np", "np_thread", "mxnet_error_summary", "usable_cores", "default_threads",
+           "threads_setting"]
 
 # The aliases numpy 1.24 removed (all deprecated since 1.20), mapped to what they always meant.
 _REMOVED_NUMPY_ALIASES = {"bool": bool, "int": int, "float": float, "complex": complex,
@@ -54,6 +61,51 @@ def discard_half_imported(package: str) -> bool:
     return bool(stale)
 
 
+THREADS_ENV_VAR = "OMP_NUM_THREADS"
+# Set beside OMP_NUM_THREADS when the package chose it, so that child processes (benchmark workers,
+# cluster workers), which inherit both, still report the value as the package's default.
+_DEFAULTED_ENV_VAR = "GLUON_MODERN_CNN_DEFAULT_OMP_NUM_THREADS"
+_threads_note = ""
+
+
+def usable_cores() -> int:
+    """The number of cores this process may run on (its CPU affinity, e.g. under taskset or a
+    container's cpuset), else the machine's processor count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS and Windows have no sched_getaffinity
+        return os.cpu_count() or 1
+
+
+def default_threads() -> str:
+    """Set ``OMP_NUM_THREADS`` to ``usable_cores()`` if the user has not set it; effective only
+    before MXNet loads (it reads the variable once). Returns the one-line note ``threads_setting``
+    reports."""
+    global _threads_note
+    value = os.environ.get(THREADS_ENV_VAR, "").strip()
+    count = usable_cores()
+    cores = f"{count} usable core" + ("s" if count != 1 else "")
+    if value and os.environ.get(_DEFAULTED_ENV_VAR) == value:
+        value = ""  # inherited from a parent process where the package set it: the user did not
+    if value:
+        _threads_note = f"{THREADS_ENV_VAR}={value}, set by you ({cores})"
+    elif "mxnet" in sys.modules:
+        _threads_note = (f"{THREADS_ENV_VAR} unset and MXNet was imported before gluon_modern_cnn: "
+                         f"MXNet uses half the processors; set {THREADS_ENV_VAR}={count} or import "
+                         f"gluon_modern_cnn first")
+    else:
+        os.environ[THREADS_ENV_VAR] = os.environ[_DEFAULTED_ENV_VAR] = str(count)
+        _threads_note = (f"{THREADS_ENV_VAR}={count}, set by gluon_modern_cnn to the {cores} "
+                         f"(MXNet's own default is half the processors); set it yourself to "
+                         f"override")
+    return _threads_note
+
+
+def threads_setting() -> str:
+    """What ``OMP_NUM_THREADS`` is and who set it, one line (the ``devices`` and ``bench`` output)."""
+    return _threads_note or default_threads()
+
+
 @functools.lru_cache(maxsize=None)
 def import_mxnet():
     """Import and return the ``mxnet`` module, first making it importable on numpy 1.24 to 1.26.
@@ -61,9 +113,11 @@ def import_mxnet():
     Works in any order with ``import mxnet``: when MXNet was imported first and succeeded (numpy
     1.23, or the aliases restored by hand) that module is used; when its import failed half-way
     (numpy >= 1.24 in a notebook's first cell), the leftovers are discarded and MXNet is imported
-    again, cleanly; when even that fails, one message says what happened and what to do.
+    again, cleanly; when even that fails, one message says what happened and what to do. Before
+    MXNet loads, ``OMP_NUM_THREADS`` is set to the usable cores unless the user set it.
     """
     restore_numpy_aliases()
+    default_threads()
     repaired = [name for name in _REIMPORTABLE if discard_half_imported(name)]
     try:
         with warnings.catch_warnings():

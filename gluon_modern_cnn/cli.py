@@ -1,7 +1,8 @@
 """The command line: ``gluon-modern-cnn <command>`` or ``python -m gluon_modern_cnn <command>``.
 
 Each subcommand is a few lines of argument parsing over a public function of the package that a
-script or notebook can call directly. Wrong arguments give a one-line message and exit status 2.
+script or notebook can call directly. Wrong arguments give a short message (a list over several
+lines) naming the option to fix, and exit status 2.
 A subcommand is a function ``add_parser(subparsers)`` registered with ``@command(name)``; the
 benchmark harness brings its own (``gluon_modern_cnn.bench``).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import os
 import signal
 import sys
@@ -41,10 +43,38 @@ _positive_int, _positive_float = positive_int_arg, positive_float_arg
 
 
 def _model_name(name: str) -> str:
-    """Check a model name at parse time, so that a typo fails before data or devices load."""
-    from .registry import model_info
-    model_info(name)  # ValueError listing the valid names
+    """Check a model name before data or devices load; a typo gets the closest names, not all."""
+    from .registry import list_models, model_info
+    try:
+        model_info(name)
+    except ValueError:
+        names = list_models()
+        close = difflib.get_close_matches(name, names, n=5, cutoff=0.6)
+        hint = ("; did you mean:\n" + "\n".join(close) + "\n") if close else "; "
+        raise UsageError(f"unknown model {name!r}{hint}`gluon-modern-cnn list` shows all "
+                         f"{len(names)} models") from None
     return name
+
+
+def _existing_dir(text: str) -> str:
+    """A folder option's value: it must exist (the command never creates it by mistake)."""
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text} does not exist")
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    return text
+
+
+def _add_data_root(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", default=None, metavar="DIR", type=_existing_dir,
+                   help="existing folder with the Fashion-MNIST files (default: "
+                        "$FASHION_MNIST_ROOT, else ~/.mxnet/datasets/fashion-mnist, where they "
+                        "are downloaded on first use)")
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _add_model(p: argparse.ArgumentParser) -> None:
@@ -113,7 +143,7 @@ def _run_summary(args) -> int:
     import mxnet as mx
     from .registry import get_model, model_info
     from .summary import format_summary, model_summary
-    info = model_info(args.model)
+    info = model_info(_model_name(args.model))
     size = args.size or info.input_size
     if size < info.min_input_size:
         raise UsageError(f"{args.model} needs inputs of at least {info.min_input_size}x"
@@ -136,7 +166,8 @@ def _add_train(subparsers) -> None:
                     "it runs as one worker of a cluster started by `gluon-modern-cnn launch`: "
                     "--batch-size is per worker, each worker trains on its shard of the images "
                     "and rank 0 alone writes the outputs (see docs/distributed.md).")
-    _add_model(p)
+    p.add_argument("model", metavar="MODEL", nargs="?",
+                   help="registered model name (see `list`); optional with --resume")
     p.add_argument("--lr", type=_positive_float, default=None, help="learning rate")
     p.add_argument("--epochs", type=_positive_int, default=None, dest="num_epochs", metavar="N",
                    help="number of epochs")
@@ -150,9 +181,7 @@ def _add_train(subparsers) -> None:
     p.add_argument("--seed", type=int, default=None,
                    help="random seed of the initialization, shuffling and dropout (default 0)")
     _add_device(p, default=None)
-    p.add_argument("--data-root", default=None, metavar="DIR",
-                   help="folder with the Fashion-MNIST files (default: $FASHION_MNIST_ROOT, "
-                        "else downloaded to ~/.mxnet/datasets/fashion-mnist)")
+    _add_data_root(p)
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output folder (default: runs/MODEL); refused if it holds a run")
     p.add_argument("--resume", default=None, metavar="DIR",
@@ -171,7 +200,11 @@ _RUN_SETTINGS = ("lr", "num_epochs", "batch_size", "resize", "hybridize", "subse
 
 def _run_train(args) -> int:
     from .devices import parse_devices
-    _model_name(args.model)
+    if args.model is None and args.resume is None:
+        raise UsageError("name the MODEL to train (see `gluon-modern-cnn list`), or continue a "
+                         "run with --resume DIR")
+    if args.model is not None:
+        _model_name(args.model)
     given = {name: getattr(args, name) for name in _RUN_SETTINGS
              if getattr(args, name) is not None}
     devices = parse_devices(args.device) if args.device is not None else None
@@ -202,12 +235,12 @@ def _run_train(args) -> int:
         done = len(outcome.history.epochs)
         status = 143 if outcome.history.stopped_by == "SIGTERM" else 130
         if on_cluster:
-            print(f"interrupted after {done} finished epochs" + (
+            print(f"interrupted after {_plural(done, 'finished epoch')}" + (
                 f"; the weights of epoch {done} are in {out}" if out and done else ""),
                 file=sys.stderr)
         else:
             print(f"interrupted; the checkpoint of epoch {done} is in {out}. Continue with: "
-                  f"gluon-modern-cnn train {args.model} --resume {out}" if done else
+                  f"gluon-modern-cnn train --resume {out}" if done else
                   "interrupted during the first epoch, before any checkpoint; run the same "
                   "command again to start over", file=sys.stderr)
         return status
@@ -242,7 +275,7 @@ def _after_write_error(err: OSError, args) -> str:
     from .experiment import OUTPUT_FILES
     folder = Path(args.resume or args.out or Path("runs") / args.model)
     checkpoint = folder / OUTPUT_FILES["checkpoint"]
-    resume = f"gluon-modern-cnn train {args.model} --resume {folder}"
+    resume = f"gluon-modern-cnn train --resume {folder}"
     if checkpoint.is_file() and getattr(err, "path", None) == checkpoint:
         return f"{err}. Once that is fixed, continue from it with: {resume}"
     if checkpoint.is_file():
@@ -276,8 +309,7 @@ def _add_evaluate(subparsers) -> None:
     p.add_argument("--subset", type=_positive_int, default=None, metavar="N",
                    help="evaluate on the first N test images only")
     _add_device(p)
-    p.add_argument("--data-root", default=None, metavar="DIR",
-                   help="folder with the Fashion-MNIST files")
+    _add_data_root(p)
     p.set_defaults(func=_run_evaluate)
 
 
@@ -399,7 +431,8 @@ def _add_crosscheck(subparsers) -> None:
         "crosscheck", help="replay the book's shape traces and compare with what it printed",
         description="Replay each section's deterministic cells (model construction and shape "
                     "traces) in a fresh name scope and print the package's lines beside the "
-                    "book's. Exits 1 when anything differs.")
+                    "book's; sections that print only training results are listed with the "
+                    "reason. Exits 1 when anything differs.")
     p.add_argument("--section", action="append", metavar="KEY",
                    help="section to check, e.g. 7.6 (repeatable; default: all)")
     p.add_argument("--edition", choices=["gluonbook", "0.17"], default=None,
@@ -426,7 +459,7 @@ def _add_reproduce(subparsers) -> None:
                    help="only this model of the section (repeatable)")
     p.add_argument("--out", default=None, help="output folder (default: reproduction/SECTION)")
     _add_device(p)
-    p.add_argument("--data-root", default=None, help="folder with the Fashion-MNIST files")
+    _add_data_root(p)
     p.add_argument("--epochs", type=_positive_int, default=None,
                    help="override the book's epochs")
     p.add_argument("--hybridize", action="store_true",
@@ -453,28 +486,36 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gluon-modern-cnn",
         description="The 'Modern Convolutional Neural Networks' chapter of Dive into Deep "
                     "Learning (MXNet/Gluon edition): models, training, benchmarks, cross-checks.")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add_parser in _COMMANDS.values():
         add_parser(subparsers)
     return parser
 
 
-def _one_line(err: BaseException) -> str:
-    """An error message on one line (some messages list files or mirrors on several)."""
-    return " ".join(str(err).split())
+def _message(err: BaseException) -> str:
+    """An error message as the terminal shows it: lists stay on their lines, indented under the
+    first."""
+    lines = [line.rstrip() for line in str(err).strip().splitlines() if line.strip()]
+    lines = lines or [type(err).__name__]
+    return "\n".join([lines[0]] + [f"  {line}" for line in lines[1:]])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:  # no command: what a user typing the bare name wants is the help
+        parser.print_help()
+        return 0
     previous = _stop_on_sigterm()
     try:
         return args.func(args)
     except (UsageError, ValueError, OSError, FloatingPointError, MemoryError) as err:
         # OSError: files and folders (disk full, read-only, no permission, a folder where a file
         # should be, a busy run folder); FloatingPointError: training diverged.
-        message = _one_line(err) or type(err).__name__
+        message = _message(err)
         if isinstance(err, MemoryError):
             message = (f"out of memory ({message}); choose a smaller --batch-size or --resize, "
                        f"or a smaller model")

@@ -165,11 +165,10 @@ def _existing(root: Path, spec: _IDXSpec) -> Optional[Path]:
 
 def _where_to_put(root: Path) -> str:
     paths = "\n".join(f"  {_candidates(root, spec)[0]}" for spec in _SPECS.values())
-    return (f"Put the four Fashion-MNIST files (from "
-            f"https://github.com/zalandoresearch/fashion-mnist; gzip-compressed, or decompressed "
-            f"without the .gz suffix) at:\n{paths}\n"
-            f"or keep them in another directory and point there with the environment variable "
-            f"{ROOT_ENV_VAR}=/that/directory or the root= argument.")
+    return (f"Put the four files (https://github.com/zalandoresearch/fashion-mnist; gzip-compressed "
+            f"or not) at:\n{paths}\n"
+            f"or point {ROOT_ENV_VAR}=DIR (or root=, or --data-root on the command line) at "
+            f"their folder.")
 
 
 # ---------------------------------------------------------------------------------------------

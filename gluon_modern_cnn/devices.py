@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ._compat import import_mxnet
+from ._compat import import_mxnet, threads_setting
 
 if TYPE_CHECKING:
     from mxnet.context import Context
@@ -523,8 +523,9 @@ def warn_if_gpu_unusable() -> str | None:
 
 
 def describe_devices() -> str:
-    """A human-readable report of GPUs, driver, MXNet's CUDA support and the verdict."""
-    return gpu_status().describe()
+    """A human-readable report of GPUs, driver, MXNet's CUDA support and the verdict, and the
+    CPU threads MXNet runs its operators on."""
+    return f"{gpu_status().describe()}\nCPU threads: {threads_setting()}"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -573,4 +574,8 @@ def _missing_gpu_message(index: int, usable: tuple[int, ...]) -> str:
     status = gpu_status()
     if any(g.ordinal == index for g in status.driver.gpus):
         return f"gpu{index} cannot be used. {status.problem or status.verdict} {available}"
-    return f"gpu{index} does not exist ({status.verdict}). {available}"
+    if status.usable:
+        return f"gpu{index} does not exist ({status.verdict}). {available}"
+    found = "no usable GPU" if status.driver.gpus else "no NVIDIA GPU found"
+    return (f"gpu{index} does not exist ({found}); use --device cpu, or auto to take a GPU when "
+            f"there is one. {available}")

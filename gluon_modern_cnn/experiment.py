@@ -45,11 +45,11 @@ from .data import (IMAGE_SIZE, FastImageLoader, load_data_fashion_mnist,
 from .devices import parse_devices, try_gpu
 from .files import claim_run_folder
 from .registry import get_model, model_info
-from .training import (AnimatorCallback, Callback, History, book_animator, fit, format_epoch_ch5,
+from .training import (AnimatorCallback, Callback, History, book_animator, fit, model_title,
                        print_result)
 
 __all__ = ["RunSettings", "TrainOutcome", "resolve_settings", "default_resize", "train_model",
-           "resume_training", "prepare_output", "fashion_mnist_loader", "ProgressBar",
+           "resume_training", "prepare_output", "fashion_mnist_loader",
            "Checkpointer", "OUTPUT_FILES", "check_input_size"]
 
 #: What an output folder holds after a run (the checkpoint after its first epoch).
@@ -197,39 +197,6 @@ def _fashion_mnist(settings: RunSettings, data_root, shards: Mapping[str, int]):
 # Callbacks: progress and checkpoints
 # ---------------------------------------------------------------------------------------------
 
-class ProgressBar(Callback):
-    """A tqdm progress bar per epoch on stderr, with the running training loss and accuracy and,
-    once the epoch ends, its test accuracy."""
-
-    def __init__(self, *, file=None):
-        self.file = file
-        self.bar = None
-
-    def on_epoch_begin(self, state):
-        from tqdm.auto import tqdm
-        self.bar = tqdm(total=state.num_batches, unit="batch", leave=True,
-                        file=self.file or sys.stderr,
-                        desc=f"epoch {state.epoch + 1}/{state.num_epochs}")
-
-    def on_batch_end(self, state):
-        self.bar.set_postfix(loss=f"{state.train_loss:.3f}", acc=f"{state.train_acc:.3f}",
-                             refresh=False)
-        self.bar.update(1)
-
-    def on_epoch_end(self, state):
-        self.bar.set_postfix(loss=f"{state.train_loss:.3f}", acc=f"{state.train_acc:.3f}",
-                             test_acc=f"{state.history.final.test_acc:.3f}", refresh=False)
-        self._close()  # draws the bar a last time, with the test accuracy
-
-    def on_train_end(self, state):
-        self._close()  # an interrupted epoch's bar
-
-    def _close(self):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
 def _device_spec(device: mx.Context) -> str:
     """A device as ``--device`` names it (``cpu0``, ``gpu1``)."""
     return f"{device.device_type}{device.device_id}"
@@ -277,14 +244,6 @@ class _ClusterCheckpointer(Callback):
         save_parameters(state.net, self.files["parameters"], about=self.about)
         atomic_write(self.files["history"],
                      lambda tmp: Path(tmp).write_text(state.history.to_json()))
-
-
-class _EpochLines(Callback):
-    """One line per epoch on stderr (``train_ch5``'s), where a progress bar would go through a
-    pipe: the launcher forwards its processes' output line by line."""
-
-    def on_epoch_end(self, state):
-        print(format_epoch_ch5(state.history.final), file=sys.stderr, flush=True)
 
 
 def _replay_curve(animator, curve: Mapping[str, Any]) -> None:
@@ -343,10 +302,11 @@ def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.
     ``data`` may give ``(train_iter, test_iter)`` (otherwise Fashion-MNIST with the run's batch
     size and resize); ``resume_from`` continues the run of a checkpoint (its parameters, optimizer
     state, history and curve); ``net``, ``initialize``, ``start_epoch``, ``history`` and
-    ``trainer`` give the same control piecewise. ``progress`` shows a tqdm bar per epoch on
-    stderr. Prints the book's two result lines unless ``quiet``. ``out`` is held for the run
-    (:func:`files.claim_run_folder`): another run into it meanwhile is refused, naming this one.
-    ``model.params`` gets ``model.params.json`` beside it: the model and the input size.
+    ``trainer`` give the same control piecewise. ``progress`` describes the run and shows a bar per
+    epoch on stderr (a line per epoch outside a terminal). Prints the book's two result lines
+    unless ``quiet``. ``out`` is held for the run (:func:`files.claim_run_folder`): another run
+    into it meanwhile is refused, naming this one. ``model.params`` gets ``model.params.json``
+    beside it: the model and the input size.
 
     ``kvstore`` is a name (``device``, ``local``, or ``dist_sync`` and the other cluster types) or
     a kvstore (:func:`distributed.create_kvstore`). On a cluster, ``settings.batch_size`` is per
@@ -398,17 +358,14 @@ def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.
                                   "step_batch_size": step_batch_size}
             atomic_write(files["settings"], lambda tmp: Path(tmp).write_text(
                 json.dumps(run, indent=2)))
-        animator = book_animator(settings.num_epochs, path=files.get("curve"))
+        animator = book_animator(settings.num_epochs, path=files.get("curve"),
+                                 title=model_title(settings.model))
         if resume_from is not None and resume_from.extra.get("curve"):
             _replay_curve(animator, resume_from.extra["curve"])
         extra_callbacks = []
         if progress:
             print(_describe_run(settings, devices, out, resume_from, kvstore=kvstore,
                                 step_batch_size=step_batch_size), file=sys.stderr, flush=True)
-            if cluster is None:
-                extra_callbacks.append(ProgressBar())
-            elif cluster.is_chief:
-                extra_callbacks.append(_EpochLines())
         if out is not None:
             extra_callbacks.append(
                 Checkpointer(files["checkpoint"], settings, resume_from=resume_from,
@@ -418,7 +375,8 @@ def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.
                       trainer=trainer, device=devices, initialize=initialize,
                       start_epoch=start_epoch, history=history, seed=settings.seed,
                       callbacks=[AnimatorCallback(animator), *extra_callbacks, *callbacks],
-                      kvstore=kvstore, step_batch_size=step_batch_size)
+                      kvstore=kvstore, step_batch_size=step_batch_size,
+                      progress=progress and (cluster is None or cluster.is_chief))
         if out is not None:
             atomic_write(files["history"], lambda tmp: Path(tmp).write_text(history.to_json()))
             if history.epochs:
@@ -455,7 +413,8 @@ def _describe_run(settings: RunSettings, devices, out: Optional[Path],
     """The line a run starts with on stderr: what trains, how, where, and where it writes."""
     what = (f"resuming {settings.model} after epoch {resume_from.epoch} of "
             f"{settings.num_epochs}" if resume_from is not None else
-            f"training {settings.model}: {settings.num_epochs} epochs")
+            f"training {settings.model}: {settings.num_epochs} "
+            f"epoch{'s' if settings.num_epochs != 1 else ''}")
     subset = f", first {settings.subset} images" if settings.subset else ""
     batch = f"batch {settings.batch_size}"
     where = f"; outputs in {out}" if out else ""
@@ -470,7 +429,7 @@ def _describe_run(settings: RunSettings, devices, out: Optional[Path],
             f"{', '.join(map(str, devices))}{where}")
 
 
-def resume_training(out: Union[str, Path], *, model: str,
+def resume_training(out: Union[str, Path], *, model: Optional[str] = None,
                     settings: Optional[Mapping[str, Any]] = None,
                     device: Union[mx.Context, Sequence[mx.Context], None] = None, data_root=None,
                     callbacks: Iterable[Callback] = (), quiet: bool = False,
@@ -481,7 +440,7 @@ def resume_training(out: Union[str, Path], *, model: str,
     ``settings`` may repeat settings of the run (``{"lr": 0.05}``); one that differs is refused, as
     the resumed run would no longer end where the uninterrupted one does, except ``num_epochs``,
     which may grow to train further. The devices default to the run's (other ones must be as
-    many), the data folder to the one the run used.
+    many), the data folder to the one the run used; ``model``, if given, must be the run's.
     """
     out = Path(out)
     if not out.is_dir():
@@ -500,7 +459,7 @@ def resume_training(out: Union[str, Path], *, model: str,
                                 f"end of every epoch, so this one stopped during its first epoch. "
                                 f"Start it again: the same command without --resume")
     checkpoint = load_checkpoint(path)
-    if checkpoint.model != model:
+    if model is not None and checkpoint.model != model:
         raise CheckpointError(f"checkpoint in {out} is for {checkpoint.model}, not {model}")
     run = _settings_of(checkpoint)
     given = dict(settings or {})

@@ -83,12 +83,15 @@ class Animator:
       viewer never sees half a file). An existing file is refused unless ``overwrite=True``.
     * ``dpi``: resolution; a PNG is ``figsize * dpi`` pixels.
     * ``display``: show inline in a notebook; by default, exactly when running in a Jupyter kernel.
+    * ``title``: a title above the axes (``train_ch6`` names the model and its section).
     * ``min_interval``: the file is rewritten at most once per this many seconds, so that drawing
       (tens of milliseconds) never slows training noticeably; the latest points are written by
       :meth:`flush` / :meth:`save`, at the end of a ``with`` block, and at the latest when the
       interpreter exits. A notebook display is updated on every ``add``, as in the book.
 
     Only the first subplot is drawn into (as in the book); the others are free in ``self.axes``.
+    The legend sits to the right of the axes, where it never hides a curve, and a line holding a
+    single point (a one-epoch run) shows it as a marker.
     """
 
     def __init__(self, xlabel: str | None = None, ylabel: str | None = None,
@@ -97,7 +100,8 @@ class Animator:
                  yscale: str = "linear", fmts: Sequence[str] = ("-", "m--", "g-.", "r:"),
                  nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (3.5, 2.5), *,
                  path: str | os.PathLike | None = None, overwrite: bool = False,
-                 dpi: float = 100.0, display: bool | None = None, min_interval: float = 1.0):
+                 dpi: float = 100.0, display: bool | None = None, min_interval: float = 1.0,
+                 title: str | None = None):
         if min_interval < 0:
             raise ValueError(f"min_interval must be >= 0 seconds, got {min_interval}")
         self.path = _output_path(path, overwrite) if path is not None else None
@@ -111,6 +115,8 @@ class Animator:
         ax = self.axes[0]
         ax.set_xlabel(xlabel or "")
         ax.set_ylabel(ylabel or "")
+        if title:
+            ax.set_title(title)
         ax.set_xscale(xscale)
         ax.set_yscale(yscale)
         if xlim is not None:
@@ -121,6 +127,7 @@ class Animator:
         self.X: list[list[float]] | None = None   # the book's names: one list per line
         self.Y: list[list[float]] | None = None
         self._lines: list[Any] = []         # one Line2D per line, created by the first add
+        self._markerless: list[bool] = []   # lines whose format draws no marker
         self._handle: Any = None            # the notebook display being updated in place
         self._last_drawn = -math.inf        # time.monotonic() of the last write
 
@@ -140,8 +147,10 @@ class Animator:
                                  "line formats; pass more fmts=")
             self.X, self.Y = [[] for _ in ys], [[] for _ in ys]
             self._lines = [self.axes[0].plot([], [], fmt)[0] for fmt, _ in zip(self.fmts, ys)]
-            if self.legend:
-                self.axes[0].legend(self._lines, self.legend)
+            self._markerless = [line.get_marker() in ("None", "", " ") for line in self._lines]
+            if self.legend:  # outside the axes, right of them: the curves stay visible
+                self.axes[0].legend(self._lines, self.legend, loc="upper left",
+                                    bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
         elif len(ys) != len(self.X):
             raise ValueError(f"Animator.add() got {len(ys)} y values; the first call had "
                              f"{len(self.X)} (one per line)")
@@ -189,8 +198,11 @@ class Animator:
     def _draw(self) -> None:
         # Update the existing lines rather than clearing and re-plotting the axes (the book's way):
         # the same picture for less work. Fixed limits (xlim/ylim) switch autoscaling off.
-        for line, xs, ys in zip(self._lines, self.X or [], self.Y or []):
+        for line, markerless, xs, ys in zip(self._lines, self._markerless, self.X or [],
+                                            self.Y or []):
             line.set_data(xs, ys)
+            if markerless:  # a single point draws no segment: a dot until a second one arrives
+                line.set_marker("o" if len(xs) == 1 else "None")
         self.axes[0].relim()
         self.axes[0].autoscale_view()
 

@@ -84,8 +84,9 @@ def reproduce(section_key: str, *, models: Optional[Sequence[str]] = None,
         for run, name in zip(runs, names):
             settings = section_settings(run, name, num_epochs=num_epochs,
                                         hybridize=hybridize, seed=seed)
-            print(f"== section {section_key}: {name}, lr {settings.lr}, "
-                  f"{settings.num_epochs} epochs, batch {settings.batch_size}, resize {settings.resize}", flush=True)
+            print(f"== section {section_key}: {name}, lr {settings.lr}, {settings.num_epochs} "
+                  f"epoch{'s' if settings.num_epochs != 1 else ''}, "
+                  f"batch {settings.batch_size}, resize {settings.resize}", flush=True)
             start = time.time()
             outcome = train_model(settings, device=device, data_root=data_root, out=out / name)
             result = {"section": section_key, "model": name, "book_model": run.model,
@@ -122,7 +123,8 @@ def format_results(record: Dict[str, Any]) -> str:
         hp = r["hyperparameters"]
         book_speed = r["book"].get("examples_per_sec")
         lines += [f"## {r['model']}", "",
-                  f"lr {hp['lr']}, {hp['num_epochs']} epochs, batch size {hp['batch_size']}, "
+                  f"lr {hp['lr']}, {hp['num_epochs']} "
+                  f"epoch{'s' if hp['num_epochs'] != 1 else ''}, batch size {hp['batch_size']}, "
                   f"resize {hp['resize']}; trained on {', '.join(r['devices'])} in "
                   f"{r['wall_seconds']:.0f} s" + (" (interrupted)" if r["interrupted"] else "")
                   + ".", "",

@@ -26,6 +26,7 @@ from ._compat import mxnet_error_summary
 from .checks import check_positive
 from .devices import try_all_gpus, try_gpu, warn_if_gpu_unusable
 from .plotting import Animator
+from .progress import Progress
 
 __all__ = ["Accumulator", "Timer", "accuracy", "evaluate_accuracy_gpu", "EpochRecord", "History",
            "TrainState", "Callback", "AnimatorCallback", "book_animator", "TrainingDiverged", "fit", "train_ch6",
@@ -239,10 +240,30 @@ class Callback:
     def on_train_end(self, state: TrainState) -> None: ...
 
 
-def book_animator(num_epochs: int, *, path=None) -> Animator:
-    """The plot ``train_ch6`` draws: train loss, train acc and test acc over the epochs."""
-    return Animator(xlabel='epoch', xlim=[1, num_epochs] if num_epochs > 1 else None,
-                    legend=['train loss', 'train acc', 'test acc'], path=path, overwrite=True)
+def book_animator(num_epochs: int, *, path=None, title: Optional[str] = None) -> Animator:
+    """The plot ``train_ch6`` draws: train loss, train acc and test acc over the epochs (the
+    book's lines and x axis), with a title, a y label and, written to a file, room to read it."""
+    size = {} if path is None else {"figsize": (6.0, 3.6), "dpi": 120}
+    return Animator(xlabel='epoch', ylabel='loss, accuracy',
+                    xlim=[1, num_epochs] if num_epochs > 1 else None,
+                    legend=['train loss', 'train acc', 'test acc'], path=path, overwrite=True,
+                    title=title, **size)
+
+
+def model_title(model) -> str:
+    """A figure's title for ``model`` (a registered name, or a network ``get_model`` built): the
+    name and the section it comes from; for any other network, its class name."""
+    from .registry import model_info
+    names = [model] if isinstance(model, str) else [
+        getattr(hook, "name", None)  # get_model's input-size check knows the registered name
+        for hook in getattr(model, "_forward_pre_hooks", {}).values()]
+    for name in names:
+        try:
+            section = model_info(name).section
+        except (ValueError, TypeError):
+            continue
+        return f"{name}, section {section}" if section[:1].isdigit() else f"{name} ({section})"
+    return model if isinstance(model, str) else type(model).__name__
 
 
 class AnimatorCallback(Callback):
@@ -346,7 +367,8 @@ def fit(net, train_iter, test_iter, num_epochs: int, *, lr: Optional[float] = No
         start_epoch: int = 0, history: Optional[History] = None, seed: Optional[int] = None,
         callbacks: Iterable[Callback] = (), kvstore: Union[str, "mx.kv.KVStore"] = "device",
         step_batch_size: Optional[int] = None, split_f: Optional[Callable] = None,
-        step_f: Optional[Callable] = None, evaluate_f: Optional[Callable] = None) -> History:
+        step_f: Optional[Callable] = None, evaluate_f: Optional[Callable] = None,
+        progress: bool = True) -> History:
     """Train ``net`` from ``start_epoch`` up to ``num_epochs`` (the body of ``train_ch6``).
 
     ``initialize=True`` re-initializes the parameters (Xavier, ``force_reinit``) on the devices;
@@ -365,6 +387,9 @@ def fit(net, train_iter, test_iter, num_epochs: int, *, lr: Optional[float] = No
     number of correct predictions) and ``evaluate_f(net, test_iter, device)`` replaces
     :func:`evaluate_accuracy_gpu`; the 1.0 edition's ``Trainer`` runs its model's
     ``training_step`` and ``validation_step`` through them.
+
+    ``progress`` shows a bar per epoch on stderr in a terminal, a line per epoch elsewhere
+    (:class:`progress.Progress`); stdout stays the caller's.
     """
     _check_positive(num_epochs, "num_epochs")
     if not isinstance(start_epoch, int) or not 0 <= start_epoch <= num_epochs:
@@ -392,7 +417,7 @@ def fit(net, train_iter, test_iter, num_epochs: int, *, lr: Optional[float] = No
     state = TrainState(net, trainer, devices, num_epochs, history,
                        num_batches=len(train_iter), step_batch_size=step_batch_size,
                        split_f=split_f, step_f=step_f)
-    callbacks = list(callbacks)
+    callbacks = list(callbacks) + ([Progress()] if progress else [])
     for cb in callbacks:
         cb.on_train_begin(state)
     with _StopOnInterrupt() as stop:
@@ -516,7 +541,7 @@ def train_ch6_with_history(net, train_iter, test_iter, num_epochs, lr, device=tr
     """:func:`train_ch6` (section 6.6), returning the :class:`History` of the run."""
     _check_positive(num_epochs, "num_epochs")
     _check_positive(lr, "lr", (int, float))
-    animator = book_animator(num_epochs, path=figure)
+    animator = book_animator(num_epochs, path=figure, title=model_title(net))
     history = fit(net, train_iter, test_iter, num_epochs, lr=lr, device=device, seed=seed,
                   loss=loss, callbacks=[AnimatorCallback(animator), *callbacks])
     print_result(history, device)
@@ -588,4 +613,5 @@ def train_ch5_with_history(net, train_iter, test_iter, batch_size, trainer, ctx,
     _check_positive(batch_size, "batch_size")
     print('training on', ctx)
     return fit(net, train_iter, test_iter, num_epochs, trainer=trainer, device=ctx,
-               initialize=False, step_batch_size=batch_size, callbacks=[_PrintEpochCh5()])
+               initialize=False, step_batch_size=batch_size, progress=False,
+               callbacks=[_PrintEpochCh5(), Progress(lines=False)])  # the book prints the lines

@@ -41,6 +41,7 @@ def _section_text(seeds_dir, sec):
     return text[start:start + 10 + following.start()] if following else text[start:]
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("key", ["7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "7.7"])
 def test_hyperparameters_are_those_of_the_training_cell(seeds_dir, key):
     sec = book.section(key)
@@ -56,6 +57,7 @@ def test_hyperparameters_are_those_of_the_training_cell(seeds_dir, key):
         assert loader in text
 
 
+@pytest.mark.smoke
 def test_parse_result_reads_both_formats():
     assert book.parse_result(book.training_run("7.5", "lenet_bn").lines) == {
         "loss": 0.247, "train_acc": 0.909, "test_acc": 0.814,

@@ -57,6 +57,7 @@ def plain_content(fashion_mnist_root, name) -> bytes:
 # The real data
 # ---------------------------------------------------------------------------------------------
 
+@pytest.mark.smoke
 def test_real_data_has_the_official_shapes_counts_and_classes(fashion_mnist_root):
     for train, count in ((True, 6000), (False, 1000)):
         images, labels = data.load_fashion_mnist_arrays(train, root=fashion_mnist_root)

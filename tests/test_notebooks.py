@@ -1,14 +1,11 @@
 """One section of each edition as a real notebook in a Jupyter kernel (nbclient): the book's cells
 run in order, the training cell shows the inline figure and nothing the book does not show."""
-from pathlib import Path
-
 import pytest
 
 nbclient = pytest.importorskip("nbclient")   # the test extra installs it
 
 from gluon_modern_cnn import book_cells  # noqa: E402
 
-EDITIONS = Path(__file__).resolve().parents[1].parent / "shared" / "editions"
 
 
 def _run(path, monkeypatch, fashion_mnist_root):
@@ -28,8 +25,8 @@ def _training_cells(cells, call):
     return [cell for cell in cells if call in cell.source]
 
 
-def test_the_0_17_batch_norm_section_as_a_notebook(monkeypatch, fashion_mnist_root):
-    cells = _run(EDITIONS / "d2l-0.17" / "batch-norm.md", monkeypatch, fashion_mnist_root)
+def test_the_0_17_batch_norm_section_as_a_notebook(monkeypatch, editions_dir, fashion_mnist_root):
+    cells = _run(editions_dir / "d2l-0.17" / "batch-norm.md", monkeypatch, fashion_mnist_root)
     trained = _training_cells(cells, "d2l.train_ch6(")
     assert len(trained) == 2
     for cell in trained:
@@ -41,8 +38,8 @@ def test_the_0_17_batch_norm_section_as_a_notebook(monkeypatch, fashion_mnist_ro
     assert any(o["output_type"] == "execute_result" for c in cells for o in c.outputs)
 
 
-def test_the_1_0_batch_norm_section_as_a_notebook(monkeypatch, fashion_mnist_root):
-    cells = _run(EDITIONS / "d2l-1.0" / "batch-norm.md", monkeypatch, fashion_mnist_root)
+def test_the_1_0_batch_norm_section_as_a_notebook(monkeypatch, editions_dir, fashion_mnist_root):
+    cells = _run(editions_dir / "d2l-1.0" / "batch-norm.md", monkeypatch, fashion_mnist_root)
     trained = _training_cells(cells, "trainer.fit(")
     assert len(trained) == 2
     for cell in trained:

@@ -116,6 +116,14 @@ def format_record(record: Dict[str, Any]) -> str:
     return line + f"; peak RSS {record['memory']['peak_rss_bytes'] / 2 ** 20:.0f} MiB"
 
 
+def _threads_line(env: Dict[str, str]) -> str:
+    """The OpenMP threads the measurements run with (the workers inherit this process's setting)."""
+    from .._compat import THREADS_ENV_VAR, threads_setting
+    if THREADS_ENV_VAR in env:
+        return f"threads: {THREADS_ENV_VAR}={env[THREADS_ENV_VAR]} (--env)"
+    return f"threads: {threads_setting()}"
+
+
 def run_bench(args) -> int:
     """Carry out ``gluon-modern-cnn bench`` for parsed ``args``; returns the exit status."""
     from .harness import BenchConfig, book_config, fast_config
@@ -123,6 +131,7 @@ def run_bench(args) -> int:
     from .records import append_records, new_run_id
     env = dict(args.env)
     overrides = _overrides(args)
+    print(_threads_line(env))
     if args.chapter:
         from .suite import run_suite
         if args.preset or args.memory or args.profile:
