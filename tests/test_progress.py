@@ -34,7 +34,7 @@ class _Terminal(io.StringIO):
 
 def _train_ch6(monkeypatch, stderr, capsys, num_epochs=3):
     monkeypatch.setattr(sys, "stderr", stderr)
-    history = d2l.train_ch6(_mlp(), *_synthetic(), num_epochs, 0.1, mx.cpu())
+    history = d2l.train_ch6_with_history(_mlp(), *_synthetic(), num_epochs, 0.1, mx.cpu())
     return history, capsys.readouterr().out.splitlines()
 
 

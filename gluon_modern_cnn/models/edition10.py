@@ -37,7 +37,12 @@ __all__ = ["AlexNet", "VGG", "NiN", "Inception", "Inception10", "GoogleNet", "ba
 
 
 class AlexNet(Classifier):
-    """Section 8.1.2: AlexNet."""
+    """Section 8.1.2: AlexNet.
+
+    Args:
+        lr: the learning rate of the SGD optimizer ``configure_optimizers`` returns.
+        num_classes: width of the output layer.
+    """
 
     def __init__(self, lr=0.1, num_classes=10):
         super().__init__()
@@ -59,7 +64,13 @@ class AlexNet(Classifier):
 
 
 class VGG(Classifier):
-    """Section 8.2.2: VGG from ``arch``, a sequence of ``(num_convs, num_channels)`` blocks."""
+    """Section 8.2.2: VGG from ``arch``, a sequence of ``(num_convs, num_channels)`` blocks.
+
+    Args:
+        arch: ``(num_convs, num_channels)`` per VGG block.
+        lr: the learning rate of the SGD optimizer ``configure_optimizers`` returns.
+        num_classes: width of the output layer.
+    """
 
     def __init__(self, arch, lr=0.1, num_classes=10):
         super().__init__()
@@ -74,7 +85,12 @@ class VGG(Classifier):
 
 
 class NiN(Classifier):
-    """Section 8.3.2: Network in Network."""
+    """Section 8.3.2: Network in Network.
+
+    Args:
+        lr: the learning rate of the SGD optimizer ``configure_optimizers`` returns.
+        num_classes: width of the output layer.
+    """
 
     def __init__(self, lr=0.1, num_classes=10):
         super().__init__()
@@ -95,7 +111,15 @@ class NiN(Classifier):
 
 
 class Inception(nn.Block):
-    """Section 8.4.1: the Inception block as 1.0 writes it (branches ``b1_1`` ... ``b4_2``)."""
+    """Section 8.4.1: the Inception block as 1.0 writes it (branches ``b1_1`` ... ``b4_2``).
+
+    Args:
+        c1: output channels of the 1x1 branch.
+        c2: ``(reduce, out)`` channels of the 1x1-then-3x3 branch.
+        c3: ``(reduce, out)`` channels of the 1x1-then-5x5 branch.
+        c4: output channels of the pooling branch's 1x1 convolution.
+        **kwargs: passed to ``nn.Block``.
+    """
 
     # c1--c4 are the number of output channels for each branch
     def __init__(self, c1, c2, c3, c4, **kwargs):
@@ -121,7 +145,12 @@ class Inception(nn.Block):
 
 
 class GoogleNet(Classifier):
-    """Section 8.4.2: GoogLeNet, five stages ``b1`` ... ``b5`` and a dense layer."""
+    """Section 8.4.2: GoogLeNet, five stages ``b1`` ... ``b5`` and a dense layer.
+
+    Args:
+        lr: the learning rate of the SGD optimizer ``configure_optimizers`` returns.
+        num_classes: width of the output layer.
+    """
 
     def b1(self):
         net = nn.Sequential()
@@ -171,7 +200,20 @@ class GoogleNet(Classifier):
 
 def batch_norm(X, gamma, beta, moving_mean, moving_var, eps, momentum):
     """Section 8.5.3: batch normalization from scratch, 1.0's way (``momentum`` is the weight of
-    the new statistics: ``moving = (1 - momentum) * moving + momentum * new``)."""
+    the new statistics: ``moving = (1 - momentum) * moving + momentum * new``).
+
+    Args:
+        X: a batch, 2-D (fully connected) or 4-D (convolutional).
+        gamma: scale, one per feature or channel.
+        beta: shift, one per feature or channel.
+        moving_mean: the running mean used in prediction.
+        moving_var: the running variance used in prediction.
+        eps: added to the variance before the square root.
+        momentum: weight of the new batch statistics in the running ones.
+
+    Returns:
+        ``(Y, moving_mean, moving_var)``.
+    """
     # Use autograd to determine whether we are in training mode
     if not autograd.is_training():
         # In prediction mode, use mean and variance obtained by moving average
@@ -199,7 +241,13 @@ def batch_norm(X, gamma, beta, moving_mean, moving_var, eps, momentum):
 
 class BatchNorm(nn.Block):
     """Section 8.5.3: the scratch batch-norm layer of 1.0 (``moving_var`` starts at 1,
-    ``eps=1e-12``, ``momentum=0.1``)."""
+    ``eps=1e-12``, ``momentum=0.1``).
+
+    Args:
+        num_features: outputs of a fully connected layer, or channels of a convolution.
+        num_dims: 2 for a fully connected layer, 4 for a convolutional one.
+        **kwargs: passed to ``nn.Block``.
+    """
 
     # `num_features`: the number of outputs for a fully connected layer
     # or the number of output channels for a convolutional layer. `num_dims`:
@@ -236,7 +284,12 @@ Inception10, batch_norm10, BatchNorm10 = Inception, batch_norm, BatchNorm
 
 
 class BNLeNetScratch(Classifier):
-    """Section 8.5.4: LeNet with the scratch batch normalization, AvgPool as in 1.0."""
+    """Section 8.5.4: LeNet with the scratch batch normalization, AvgPool as in 1.0.
+
+    Args:
+        lr: the learning rate of the SGD optimizer ``configure_optimizers`` returns.
+        num_classes: width of the output layer.
+    """
 
     def __init__(self, lr=0.1, num_classes=10):
         super().__init__()
@@ -256,7 +309,12 @@ class BNLeNetScratch(Classifier):
 
 
 class BNLeNet(Classifier):
-    """Section 8.5.5: LeNet with Gluon's ``nn.BatchNorm``, AvgPool as in 1.0."""
+    """Section 8.5.5: LeNet with Gluon's ``nn.BatchNorm``, AvgPool as in 1.0.
+
+    Args:
+        lr: the learning rate of the SGD optimizer ``configure_optimizers`` returns.
+        num_classes: width of the output layer.
+    """
 
     def __init__(self, lr=0.1, num_classes=10):
         super().__init__()
@@ -276,7 +334,13 @@ class BNLeNet(Classifier):
 
 
 class ResNet(Classifier):
-    """Section 8.6.3: ResNet from ``arch``, a sequence of ``(num_residuals, num_channels)``."""
+    """Section 8.6.3: ResNet from ``arch``, a sequence of ``(num_residuals, num_channels)``.
+
+    Args:
+        arch: ``(num_residuals, num_channels)`` per stage after the ``b1`` stem.
+        lr: the learning rate of the SGD optimizer ``configure_optimizers`` returns.
+        num_classes: width of the output layer.
+    """
 
     def b1(self):
         net = nn.Sequential()
@@ -306,14 +370,28 @@ class ResNet(Classifier):
 
 
 class ResNet18(ResNet):
-    """Section 8.6.3: ResNet-18."""
+    """Section 8.6.3: ResNet-18.
+
+    Args:
+        lr: the learning rate of the SGD optimizer ``configure_optimizers`` returns.
+        num_classes: width of the output layer.
+    """
 
     def __init__(self, lr=0.1, num_classes=10):
         super().__init__(((2, 64), (2, 128), (2, 256), (2, 512)), lr, num_classes)
 
 
 class ResNeXtBlock(nn.Block):  #@save
-    """Section 8.6.5: the ResNeXt block (1x1, grouped 3x3, 1x1 convolutions with batch norm)."""
+    """Section 8.6.5: the ResNeXt block (1x1, grouped 3x3, 1x1 convolutions with batch norm).
+
+    Args:
+        num_channels: output channels of the block.
+        groups: groups of the 3x3 convolution.
+        bot_mul: bottleneck width as a multiple of ``num_channels``.
+        use_1x1conv: a 1x1 convolution on the shortcut (when shapes change).
+        strides: stride of the 3x3 convolution (and of the shortcut's 1x1).
+        **kwargs: passed to ``nn.Block``.
+    """
 
     def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1, **kwargs):
         super().__init__(**kwargs)
@@ -341,7 +419,15 @@ class ResNeXtBlock(nn.Block):  #@save
 
 
 class DenseNet(Classifier):
-    """Section 8.7.4: DenseNet (dense blocks of ``arch`` convolutions, transition layers)."""
+    """Section 8.7.4: DenseNet (dense blocks of ``arch`` convolutions, transition layers).
+
+    Args:
+        num_channels: channels of the stem's convolution.
+        growth_rate: channels each convolution of a dense block adds.
+        arch: number of convolutions per dense block.
+        lr: the learning rate of the SGD optimizer ``configure_optimizers`` returns.
+        num_classes: width of the output layer.
+    """
 
     def b1(self):
         net = nn.Sequential()
@@ -372,7 +458,14 @@ class DenseNet(Classifier):
 
 class AnyNet(Classifier):
     """Section 8.8.1: the AnyNet design space (stem, stages of ResNeXt blocks, head), with the
-    1.0 MXNet cell's ``stage`` (see the module's docstring)."""
+    1.0 MXNet cell's ``stage`` (see the module's docstring).
+
+    Args:
+        arch: ``(depth, num_channels, groups, bot_mul)`` per stage.
+        stem_channels: channels of the stem's convolution.
+        lr: the learning rate of the SGD optimizer ``configure_optimizers`` returns.
+        num_classes: width of the output layer.
+    """
 
     def stem(self, num_channels):
         net = nn.Sequential()
@@ -409,7 +502,14 @@ def __init__(self, arch, stem_channels, lr=0.1, num_classes=10):
 
 class AnyNetIntended(AnyNet):
     """AnyNet with the stage the text describes (and the PyTorch and TensorFlow cells build):
-    every block after a stage's first is ``ResNeXtBlock(num_channels, groups, bot_mul)``."""
+    every block after a stage's first is ``ResNeXtBlock(num_channels, groups, bot_mul)``.
+
+    Args:
+        arch: ``(depth, num_channels, groups, bot_mul)`` per stage.
+        stem_channels: channels of the stem's convolution.
+        lr: the learning rate of the SGD optimizer ``configure_optimizers`` returns.
+        num_classes: width of the output layer.
+    """
 
     def stage(self, depth, num_channels, groups, bot_mul):
         net = nn.Sequential()
@@ -430,7 +530,12 @@ def _regnetx32_arch():
 
 class RegNetX32(AnyNet):
     """Section 8.8.2: RegNetX-32 as the 1.0 MXNet cell builds it (6,291,594 trainable
-    parameters)."""
+    parameters).
+
+    Args:
+        lr: the learning rate of the SGD optimizer ``configure_optimizers`` returns.
+        num_classes: width of the output layer.
+    """
 
     def __init__(self, lr=0.1, num_classes=10):
         stem_channels, groups, bot_mul = 32, 16, 1
@@ -442,7 +547,12 @@ class RegNetX32(AnyNet):
 
 
 class RegNetX32Intended(AnyNetIntended):
-    """Section 8.8.2: RegNetX-32 as the text describes it (179,290 trainable parameters)."""
+    """Section 8.8.2: RegNetX-32 as the text describes it (179,290 trainable parameters).
+
+    Args:
+        lr: the learning rate of the SGD optimizer ``configure_optimizers`` returns.
+        num_classes: width of the output layer.
+    """
 
     def __init__(self, lr=0.1, num_classes=10):
         arch, stem_channels = _regnetx32_arch()
