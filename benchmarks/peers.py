@@ -32,7 +32,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="OMP_NUM_THREADS / torch threads (default: every processor)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement")
-    parser.add_argument("--steps", type=int, default=1, help="steps per timed repeat")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="steps per timed repeat (default: about a second's worth)")
     parser.add_argument("--torch", nargs="*", default=list(peers.TORCH_CONFIGS),
                         choices=peers.TORCH_CONFIGS, help="PyTorch's configurations")
     parser.add_argument("--emulated-bf16", action="store_true",

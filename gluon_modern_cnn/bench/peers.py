@@ -65,7 +65,7 @@ class PeerTask:
     threads: int
     warmup: int = 3
     repeats: int = 5
-    steps: int = 1
+    steps: Optional[int] = None   # per timed repeat; None: about a second's worth (both sides)
 
 
 def torch_python(explicit: Optional[str] = None) -> Path:
@@ -118,7 +118,7 @@ def _measure_package(task: PeerTask, run_id: str) -> Dict[str, Any]:
     record = run_isolated("train", _package_config(task), run_id=run_id, env=env,
                           measure_peak=False, echo=False)
     return {"values": record["examples_per_sec"]["step"]["values"],
-            "versions": {"mxnet": record["machine"]["mxnet"]}}
+            "steps": record["config"]["steps"], "versions": {"mxnet": record["machine"]["mxnet"]}}
 
 
 def _measure_torch(task: PeerTask, python: Path, book_dir: Path) -> Dict[str, Any]:
@@ -138,7 +138,7 @@ def _measure_torch(task: PeerTask, python: Path, book_dir: Path) -> Dict[str, An
                            f"{proc.returncode}): {tail[0]}") from None
     if "error" in result:
         raise ValueError(result["error"])
-    return {"values": result["examples_per_sec"],
+    return {"values": result["examples_per_sec"], "steps": result["steps"],
             "versions": {"torch": result["torch"], "torch_threads": result["torch_threads"],
                          "torch_cpu_capability": result["cpu_capability"]}}
 
@@ -176,7 +176,7 @@ def run_peers(tasks: Sequence[PeerTask], *, rounds: int = 2, torch: Optional[str
                             warmup=task.warmup, repeats=task.repeats, steps=task.steps,
                             data="synthetic"),
                 examples_per_sec=summarize(measured["values"]).to_dict(),
-                versions=measured["versions"],
+                versions=measured["versions"], steps=measured["steps"],
                 load_average={"before": before, "after": _load()})
             records.append(record)
             if on_record is not None:

@@ -6,7 +6,9 @@ cells import. ``python torch_worker.py`` reads a task as JSON on stdin and print
 JSON on the last line of stdout:
 
     {"book_dir": ".../d2l-0.17", "model": "resnet18", "config": "fp32", "batch_size": 256,
-     "input_size": 96, "lr": 0.05, "threads": 2, "warmup": 3, "repeats": 5, "steps": 2}
+     "input_size": 96, "lr": 0.05, "threads": 2, "warmup": 3, "repeats": 5, "steps": null}
+
+(``steps`` null: as many per timed repeat as take about a second, as the package's harness.)
 
 The network is the one the section's ``pytorch`` cells build (``#@tab pytorch``, ``#@tab all`` or
 a ``#@tab`` list naming pytorch in the 0.17 edition's Markdown), executed in order up to the cell
@@ -21,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import re
 import sys
@@ -33,6 +36,10 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 CONFIGS = ("fp32", "fp32-cl", "bf16-cl")
+#: The package harness's rule for steps per timed repeat (harness.MIN_REPEAT_SECONDS and
+#: MAX_AUTO_STEPS; repeated here because this file imports nothing of the package).
+MIN_REPEAT_SECONDS = 1.0
+MAX_AUTO_STEPS = 50
 
 #: model -> (section file, which cell assigning ``net`` builds it: 1 = the first).
 BOOK_NETS = {
@@ -131,14 +138,18 @@ def measure(task: dict) -> dict:
             float((y_hat.argmax(axis=1).type(y.dtype) == y).type(y.dtype).sum())
 
     for _ in range(task["warmup"]):
+        tic = time.perf_counter()
         step()
+        last = time.perf_counter() - tic
+    # As the package's harness: a repeat of about a second unless ``steps`` is given.
+    steps = task.get("steps") or max(1, min(MAX_AUTO_STEPS, math.ceil(MIN_REPEAT_SECONDS / last)))
     rates = []
     for _ in range(task["repeats"]):
         tic = time.perf_counter()
-        for _ in range(task["steps"]):
+        for _ in range(steps):
             step()
-        rates.append(task["steps"] * task["batch_size"] / (time.perf_counter() - tic))
-    return {"examples_per_sec": rates, "torch": torch.__version__,
+        rates.append(steps * task["batch_size"] / (time.perf_counter() - tic))
+    return {"examples_per_sec": rates, "steps": steps, "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),
             "mkldnn_bf16": bool(getattr(torch.backends.mkldnn, "is_available", lambda: False)()),
             "cpu_capability": getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()}
