@@ -41,9 +41,9 @@ __all__ = ["PRECISIONS", "BFLOAT16_CPU_FEATURES", "ASSUME_BF16_ENV", "BFloat16Un
 PRECISIONS = ("float32", "bfloat16")
 #: CPU features (as ``/proc/cpuinfo`` names them) that give oneDNN bfloat16 kernels.
 BFLOAT16_CPU_FEATURES = ("avx512_bf16", "amx_bf16")
-#: Set to 1 to skip the CPU check, for a CPU whose flags the operating system does not show
-#: (a virtual machine that masks them, a system without /proc/cpuinfo). If the kernels are in
-#: fact missing, the first training step fails with a message naming the feature.
+#: Set to 1 to skip reading the CPU's flags, for a CPU whose flags the operating system does not
+#: show (a virtual machine that masks them, a system without /proc/cpuinfo): one bfloat16 step of
+#: a tiny network is tried instead, and if the kernels are missing that refuses, naming them.
 ASSUME_BF16_ENV = "GLUON_MODERN_CNN_ASSUME_BF16"
 
 
@@ -88,8 +88,9 @@ def check_bfloat16_support(devices: Sequence = (), *, flags: Optional[Iterable[s
              else "cannot be checked (no /proc/cpuinfo to read its flags)")
     raise BFloat16Unsupported(
         f"bfloat16 training needs a CPU with {' or '.join(BFLOAT16_CPU_FEATURES)} (oneDNN's "
-        f"bfloat16 kernels); this CPU ({cpu_model()}) {where}. Train in float32 (--dtype float32), or on "
-        f"such a CPU (Intel Cooper Lake / Sapphire Rapids or later, AMD Zen 4 or later). If "
+        f"bfloat16 kernels); this CPU ({cpu_model()}) {where}. Train in float32 (--dtype "
+        f"float32), or on such a CPU (Intel Cooper Lake / Sapphire Rapids or later, AMD Zen 4 "
+        f"or later). If "
         f"your CPU has one of them but hides the flag, set {ASSUME_BF16_ENV}=1")
 
 
@@ -277,8 +278,9 @@ def use_bfloat16(net, devices: Sequence = (), *, check: bool = True):
     """
     mx = import_mxnet()
     if not isinstance(net, mx.gluon.HybridBlock):
-        raise TypeError(f"bfloat16 runs the hybridized graph of a HybridBlock; {type(net).__name__} "
-                        f"is an nn.Block (the book's code): use its _hybrid twin")
+        raise TypeError(f"bfloat16 runs the hybridized graph of a HybridBlock; "
+                        f"{type(net).__name__} is an nn.Block (the book's code): use its _hybrid "
+                        f"twin")
     if check:
         check_bfloat16_support(devices)
     if uses_bfloat16(net):
