@@ -52,6 +52,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON-lines records (appended)")
     parser.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
     parser.add_argument("--chart", type=Path, default=REPO / "docs" / "peers.png")
+    parser.add_argument("--run-id", default=None,
+                        help="add these measurements to an earlier run (rendered together)")
     parser.add_argument("--render", action="store_true", help="only render --out's latest run")
     parser.add_argument("--no-render", action="store_true", help="measure without rendering")
     args = parser.parse_args(argv)
@@ -77,7 +79,7 @@ def main(argv=None) -> int:
                                              torch=[c for c in ("fp32", "fp32-cl")
                                                     if c in args.torch], **protocol)
             peers.run_peers(tasks, rounds=args.rounds, torch=args.torch_python,
-                            book_dir=args.book_dir,
+                            book_dir=args.book_dir, run_id=args.run_id,
                             on_record=lambda r: append_records(args.out, [r]))
             print(f"records appended to {args.out}")
         if not args.no_render:
