@@ -247,6 +247,15 @@ def _ratio(a: Optional[float], b: Optional[float], target: float = 1.0) -> str:
     return text if a / b >= target else f"**{text}**"
 
 
+def _chapter_setting(best: Dict[Tuple, Dict[str, Any]], model: str) -> Tuple[int, Optional[int]]:
+    """The chapter table's (batch size, threads) for ``model``: the book's batch size, and the
+    threads the book code was measured with (the scaling runs add other thread counts)."""
+    batch, *_ = book_settings(model)
+    threads = sorted({k[4] for k in best if k[0] == model and k[3] == batch and k[2] == "book"}
+                     or {k[4] for k in best if k[0] == model and k[3] == batch})
+    return batch, threads[-1] if threads else None
+
+
 def render_peers(records: Sequence[Dict[str, Any]]) -> str:
     """The chapter table (book settings), the scaling tables and a summary line of the run."""
     if not records:
@@ -268,11 +277,8 @@ def render_peers(records: Sequence[Dict[str, Any]]) -> str:
     best = _best(run)
     models = [m for m in PEER_MODELS if any(k[0] == m for k in best)]
     book_threads = {}
-    for m in models:  # the chapter table's threads: those the book code was measured with
-        batch, *_ = book_settings(m)
-        threads = sorted({k[4] for k in best if k[0] == m and k[3] == batch and k[2] == "book"}
-                         or {k[4] for k in best if k[0] == m and k[3] == batch})
-        book_threads[m] = (batch, threads[-1] if threads else None)
+    for m in models:
+        book_threads[m] = _chapter_setting(best, m)
 
     def rate(model, framework, label, batch=None, threads=None):
         b, t = book_threads[model]
@@ -329,19 +335,18 @@ def render_peers_chart(records: Sequence[Dict[str, Any]], path: os.PathLike) -> 
     best = _best(r for r in records if r["run_id"] == run_id)
     labels = [("mxnet", "book"), ("mxnet", "fast"), ("mxnet", "fast-bf16"), ("pytorch", "fp32"),
               ("pytorch", "fp32-cl"), ("pytorch", "bf16-cl")]
-    models = [m for m in PEER_MODELS if any(k[0] == m for k in best)]
+    settings = {m: _chapter_setting(best, m) for m in PEER_MODELS if any(k[0] == m for k in best)}
+    models = [m for m, (b, t) in settings.items() if (m, "pytorch", "fp32", b, t) in best]
     fig, ax = plt.subplots(figsize=(10, 4))
     width = 0.8 / len(labels)
     for i, (framework, label) in enumerate(labels):
         xs, ys = [], []
         for j, m in enumerate(models):
-            batch, *_ = book_settings(m)
-            keys = [k for k in best if k[:4] == (m, framework, label, batch)]
-            ref = [k for k in best if k[:4] == (m, "pytorch", "fp32", batch)]
-            if keys and ref:
+            key, ref = (m, framework, label, *settings[m]), (m, "pytorch", "fp32", *settings[m])
+            if key in best:
                 xs.append(j + i * width)
-                ys.append(best[max(keys)]["examples_per_sec"]["median"]
-                          / best[max(ref)]["examples_per_sec"]["median"])
+                ys.append(best[key]["examples_per_sec"]["median"]
+                          / best[ref]["examples_per_sec"]["median"])
         if xs:
             ax.bar(xs, ys, width, label=f"{'package' if framework == 'mxnet' else 'PyTorch'} "
                                         f"{label}")
