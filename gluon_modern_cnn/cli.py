@@ -21,6 +21,7 @@ from typing import Callable, Dict, Optional, Sequence
 from . import distributed
 from .checks import positive_float_arg, positive_int_arg
 from .files import OutputError, claim_run_folder, describe_os_error
+from .precision import PRECISIONS
 
 __all__ = ["main", "build_parser", "command", "UsageError"]
 
@@ -178,6 +179,10 @@ def _add_train(subparsers) -> None:
                    help="hybridize the network (for the *_hybrid models)")
     p.add_argument("--subset", type=_positive_int, default=None, metavar="N",
                    help="train and test on the first N images of each split (quick runs)")
+    p.add_argument("--dtype", choices=PRECISIONS, default=None,
+                   help="float32 (the book's) or bfloat16: a _hybrid twin's convolutions and "
+                        "dense layers in bfloat16, weights, optimizer, batch norm statistics and "
+                        "loss in float32 (CPUs with avx512_bf16 or amx_bf16; implies --hybridize)")
     p.add_argument("--seed", type=int, default=None,
                    help="random seed of the initialization, shuffling and dropout (default 0)")
     _add_device(p, default=None)
@@ -195,7 +200,8 @@ def _add_train(subparsers) -> None:
     p.set_defaults(func=_run_train)
 
 
-_RUN_SETTINGS = ("lr", "num_epochs", "batch_size", "resize", "hybridize", "subset", "seed")
+_RUN_SETTINGS = ("lr", "num_epochs", "batch_size", "resize", "hybridize", "subset", "seed",
+                 "dtype")
 
 
 def _run_train(args) -> int:
@@ -257,6 +263,9 @@ def _train_or_resume(args, given, devices, kvstore, on_cluster):
             return resume_training(out, model=args.model, settings=given, device=devices,
                                    data_root=args.data_root), out
     settings = resolve_settings(args.model, **{"seed": 0, **given})
+    if settings.dtype == "bfloat16":  # refused before --overwrite replaces anything
+        from .precision import check_bfloat16_support
+        check_bfloat16_support(devices or parse_devices("auto"))
     if on_cluster:
         # Every worker has checked the arguments by now; connecting tells the rank, and only
         # rank 0 writes. The kvstore lives until this worker is done.

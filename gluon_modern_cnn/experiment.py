@@ -75,6 +75,8 @@ class RunSettings:
     seed: Optional[int] = None
     #: Train and test on the first ``subset`` images of each split only (quick checks).
     subset: Optional[int] = None
+    #: ``float32`` (the book's) or ``bfloat16`` (``precision.use_bfloat16``; hybridized twins).
+    dtype: str = "float32"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -128,9 +130,20 @@ def physical_memory() -> Optional[int]:
 
 def resolve_settings(model: str, *, lr=None, num_epochs=None, batch_size=None, resize=_UNSET,
                      hybridize: bool = False, fast_data: bool = True,
-                     seed: Optional[int] = None, subset: Optional[int] = None) -> RunSettings:
-    """The book's hyperparameters for ``model`` with the given ones overriding them."""
+                     seed: Optional[int] = None, subset: Optional[int] = None,
+                     dtype: str = "float32") -> RunSettings:
+    """The book's hyperparameters for ``model`` with the given ones overriding them.
+    ``dtype="bfloat16"`` trains a hybridized twin in bfloat16 (and implies ``hybridize``)."""
+    from .precision import PRECISIONS
     info = model_info(model)
+    if dtype not in PRECISIONS:
+        raise ValueError(f"dtype must be one of {', '.join(PRECISIONS)}; got {dtype!r}")
+    if dtype == "bfloat16":
+        if not info.hybrid:
+            raise ValueError(f"bfloat16 rewrites the hybridized graph of a _hybrid twin; {model} is "
+                             f"the book's nn.Block version" + (f": use {info.twin!r}"
+                                                               if info.twin else ""))
+        hybridize = True
     book_hp = info.hyperparameters
     if book_hp is None and None in (lr, num_epochs, batch_size):
         raise ValueError(f"{model} has no training settings in the book ({info.section}); give "
@@ -146,7 +159,7 @@ def resolve_settings(model: str, *, lr=None, num_epochs=None, batch_size=None, r
         num_epochs=book_hp.num_epochs if num_epochs is None else num_epochs,
         batch_size=book_hp.batch_size if batch_size is None else batch_size,
         resize=default_resize(model) if resize is _UNSET else resize,
-        hybridize=hybridize, fast_data=fast_data, seed=seed, subset=subset)
+        hybridize=hybridize, fast_data=fast_data, seed=seed, subset=subset, dtype=dtype)
     if subset is not None and not fast_data:
         raise ValueError("subset= works with the fast data pipeline only (fast_data=True)")
     for name in ("num_epochs", "batch_size") + (("subset",) if subset is not None else ()):
@@ -345,6 +358,9 @@ def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.
             initialize, start_epoch, history = False, resume_from.epoch, resume_from.history
         if settings.hybridize:
             net.hybridize(static_alloc=True, static_shape=True)
+        if settings.dtype == "bfloat16":
+            from .precision import use_bfloat16
+            use_bfloat16(net, devices)
         out = Path(out) if out is not None else None
         files = {}
         if out is not None:
@@ -506,7 +522,7 @@ def _settings_of(checkpoint: Checkpoint) -> RunSettings:
     return resolve_settings(run.model, lr=run.lr, num_epochs=run.num_epochs,
                             batch_size=run.batch_size, resize=run.resize,
                             hybridize=run.hybridize, fast_data=run.fast_data, seed=run.seed,
-                            subset=run.subset)
+                            subset=run.subset, dtype=run.dtype)
 
 
 def _resume_devices(checkpoint: Checkpoint, device) -> List[mx.Context]:

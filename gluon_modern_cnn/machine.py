@@ -3,21 +3,24 @@ from __future__ import annotations
 
 import os
 import platform
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import mxnet as mx
 
-__all__ = ["machine_info", "machine_summary", "RELEVANT_ENVIRONMENT"]
+__all__ = ["machine_info", "machine_summary", "cpu_model", "cpu_flags", "RELEVANT_ENVIRONMENT"]
 
 #: Environment variables that change MXNet's speed or behaviour, recorded with every result.
 RELEVANT_ENVIRONMENT = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
                         "MXNET_OMP_MAX_THREADS", "MKL_NUM_THREADS", "MXNET_CPU_WORKER_NTHREADS",
                         "MXNET_ENGINE_TYPE", "MXNET_MKLDNN_ENABLED", "MXNET_USE_OPERATOR_TUNING",
-                        "MXNET_EXEC_BULK_EXEC_TRAIN", "MXNET_CUDNN_AUTOTUNE_DEFAULT",
+                        "MXNET_EXEC_BULK_EXEC_TRAIN", "MXNET_EXEC_BULK_EXEC_MAX_NODE_TRAIN_FWD",
+                        "MXNET_EXEC_BULK_EXEC_MAX_NODE_TRAIN_BWD",
+                        "MXNET_OPTIMIZER_AGGREGATION_SIZE", "MXNET_CUDNN_AUTOTUNE_DEFAULT",
                         "CUDA_VISIBLE_DEVICES", "MXNET_HOME", "FASHION_MNIST_ROOT")
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -28,15 +31,17 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _cpu_flags() -> set:
+def cpu_flags() -> Optional[frozenset]:
+    """The CPU's feature flags as Linux lists them (``avx2``, ``avx512_bf16``, ...), or None
+    where they cannot be read."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                    return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return set()
+    return None
 
 
 def machine_info() -> Dict[str, Any]:
@@ -44,9 +49,9 @@ def machine_info() -> Dict[str, Any]:
     import numpy
     from . import __version__
     from .devices import gpu_status
-    flags = _cpu_flags()
+    flags = cpu_flags() or ()
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
         "cpu_flags": sorted(f for f in flags if f.startswith(("avx", "amx", "fma"))),
         "gpus": gpu_status().as_dict(),

@@ -265,7 +265,8 @@ def test_train_prints_the_books_lines_and_writes_every_output(trained):
     settings = json.loads((run_dir / "settings.json").read_text())
     assert settings == {"settings": {"model": "lenet_bn_hybrid", "lr": 0.5, "num_epochs": 1,
                                      "batch_size": 64, "resize": None, "hybridize": True,
-                                     "fast_data": True, "seed": 0, "subset": 20000},
+                                     "fast_data": True, "seed": 0, "subset": 20000,
+                                     "dtype": "float32"},
                         "devices": ["cpu(0)"], "images": {"train": 20000, "test": 10000}}
     assert (run_dir / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     net = get_model("lenet_bn_hybrid")

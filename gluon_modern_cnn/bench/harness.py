@@ -34,9 +34,10 @@ __all__ = ["BenchConfig", "Network", "Prepared", "book_config", "fast_config", "
 #: The issue's minimum protocol: at least 3 warm-up steps excluded, at least 5 timed repeats.
 MIN_WARMUP = 3
 MIN_REPEATS = 5
-#: Types the harness trains in (``net.cast``). bfloat16 is not among them: under ``npx.set_np()``
-#: MXNet 1.9 has no bfloat16 array type, only AMP's graph rewriting.
-DTYPES = ("float32", "float16", "float64")
+#: Types the harness trains in: float16 and float64 by ``net.cast``; bfloat16 (a hybridized twin
+#: only) by ``precision.use_bfloat16``, with float32 parameters: under ``npx.set_np()`` MXNet 1.9
+#: has no bfloat16 array type, only AMP's graph rewriting.
+DTYPES = ("float32", "bfloat16", "float16", "float64")
 DATA_KINDS = ("synthetic", "real")
 LOADERS = ("book", "fast")
 #: A timed repeat lasts at least this long when ``steps`` is left to the harness.
@@ -100,6 +101,13 @@ class BenchConfig:
         if (self.static_alloc or self.static_shape) and not self.hybridize:
             raise ValueError("static_alloc/static_shape are options of hybridize(); pass "
                              "hybridize=True as well")
+        if self.dtype == "bfloat16":
+            if not self.hybridize:
+                raise ValueError("bfloat16 rewrites the hybridized graph of a _hybrid twin; pass "
+                                 "hybridize=True (--hybridize or --static)")
+            from ..devices import parse_devices
+            from ..precision import check_bfloat16_support
+            check_bfloat16_support(parse_devices(self.device))
         if self.static_shape and not self.static_alloc:
             raise ValueError("static_shape=True requires static_alloc=True (an MXNet rule)")
         if self.hybridize and not info.hybrid:
@@ -199,7 +207,7 @@ class Prepared:
     def step(self, X, y, *, first: bool = False) -> None:
         """One training step exactly as the training loop runs it (see ``training.train_step``)."""
         from ..training import train_step
-        if self.config.dtype != "float32":
+        if self.config.dtype not in ("float32", "bfloat16"):  # bfloat16 takes float32 input
             X = X.astype(self.config.dtype)
         n = self.network
         train_step(n.net, n.trainer, n.loss, X, y, n.devices, check_shapes=first)
@@ -248,7 +256,7 @@ def build_network(config: BenchConfig) -> Network:
     with devices[0]:  # the counting pass's input is created on the default device
         flops = count_flops(net, (1, info.in_channels, config.input_size, config.input_size),
                             training=True)
-    if config.dtype != "float32":
+    if config.dtype not in ("float32", "bfloat16"):
         # Deferred initialization draws float32 values, so the parameters must exist before they
         # are cast: one forward pass on zeros creates them.
         with mx.autograd.predict_mode():
@@ -257,6 +265,9 @@ def build_network(config: BenchConfig) -> Network:
         net.cast(config.dtype)
     if config.hybridize:
         net.hybridize(static_alloc=config.static_alloc, static_shape=config.static_shape)
+    if config.dtype == "bfloat16":  # the CPU was checked by resolved()
+        from ..precision import use_bfloat16
+        use_bfloat16(net, devices, check=False)
     trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": config.lr})
     return Network(net, trainer, gluon.loss.SoftmaxCrossEntropyLoss(), devices, flops)
 
@@ -316,6 +327,9 @@ def _first_step(prepared: Prepared, X, y) -> None:
     except mx.base.MXNetError as err:
         if dtype == "float32":
             raise
+        if dtype == "bfloat16":
+            from ..precision import explain_bfloat16_failure
+            raise ValueError(explain_bfloat16_failure(err)) from None
         from .._compat import mxnet_error_summary
         summary = mxnet_error_summary(err).rstrip(".!")
         raise ValueError(f"training in {dtype} failed on {prepared.config.device}: {summary}. "

@@ -5,7 +5,8 @@ the environment variables that change MXNet's speed, the package version, the ti
 belongs to, so that results from several machines and runs can share one file.
 
 Kinds: ``train`` (a measured configuration, from ``harness.run_benchmark``), ``peak`` (the machine's
-fp32 peak alone), ``memory`` (peak memory of a few training steps), ``profile`` (operator times).
+fp32 peak alone), ``memory`` (peak memory of a few training steps), ``profile`` (operator times),
+``peer`` (one configuration of the peer benchmark, the package's or PyTorch's: ``peers``).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ __all__ = ["SCHEMA", "KINDS", "new_run_id", "new_record", "validate_record", "ap
            "read_records", "benchmark_environment", "ENVIRONMENT_PREFIXES"]
 
 SCHEMA = "gluon-modern-cnn/bench/1"
-KINDS = ("train", "peak", "memory", "profile")
+KINDS = ("train", "peak", "memory", "profile", "peer")
 
 #: Environment variables recorded with every result: everything that tunes MXNet, OpenMP, oneDNN
 #: (formerly MKL-DNN) or the BLAS, besides the package's own list in ``machine``.
@@ -36,7 +37,11 @@ _REQUIRED: Dict[str, Dict[str, Any]] = {
     "peak": {"peak": dict, "load_average": dict},
     "memory": {"config": dict, "memory": dict},
     "profile": {"config": dict, "operators": list},
+    "peer": {"framework": str, "round": int, "config": dict, "examples_per_sec": dict,
+             "versions": dict, "load_average": dict},
 }
+_PEER_CONFIG_FIELDS = {"model": str, "label": str, "batch_size": int, "input_size": int,
+                       "threads": int}
 _CONFIG_FIELDS = {"model": str, "label": str, "batch_size": int, "input_size": int, "dtype": str,
                   "data": str, "loader": str, "hybridize": bool, "device": str}
 
@@ -107,7 +112,15 @@ def validate_record(record: Mapping[str, Any]) -> None:
     _check_fields(record["machine"], {"cpu": str, "cpu_cores": int, "mxnet": str,
                                       "mxnet_features": list}, "record machine")
     if "config" in _REQUIRED[kind]:
-        _check_fields(record["config"], _CONFIG_FIELDS, f"{kind} record config")
+        _check_fields(record["config"], _PEER_CONFIG_FIELDS if kind == "peer" else _CONFIG_FIELDS,
+                      f"{kind} record config")
+    if kind == "peer":
+        if record["framework"] not in ("mxnet", "pytorch"):
+            raise ValueError(f"peer record framework must be mxnet or pytorch; got "
+                             f"{record['framework']!r}")
+        _check_summary(record["examples_per_sec"], "examples_per_sec")
+        _check_fields(record["load_average"], {"before": float, "after": float},
+                      "peer record load_average")
     if kind == "train":
         for key in ("step", "end_to_end"):
             _check_summary(record["examples_per_sec"].get(key), f"examples_per_sec.{key}")
