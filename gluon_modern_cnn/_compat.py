@@ -89,10 +89,12 @@ def default_threads() -> str:
         value = ""  # inherited from a parent process where the package set it: the user did not
     if value:
         _threads_note = f"{THREADS_ENV_VAR}={value}, set by you ({cores})"
-    elif "mxnet" in sys.modules:
-        _threads_note = (f"{THREADS_ENV_VAR} unset and MXNet was imported before gluon_modern_cnn: "
-                         f"MXNet uses half the processors; set {THREADS_ENV_VAR}={count} or import "
-                         f"gluon_modern_cnn first")
+    elif "mxnet" in sys.modules or "mxnet.base" in sys.modules:
+        # mxnet.base outlives a failed `import mxnet`: its library loaded and read the variable.
+        _threads_note = (f"{THREADS_ENV_VAR} unset and MXNet's library was loaded before "
+                         f"gluon_modern_cnn (by an earlier `import mxnet`, even a failed one): "
+                         f"MXNet uses half the processors; set {THREADS_ENV_VAR}={count}, or "
+                         f"restart and import gluon_modern_cnn first")
     else:
         os.environ[THREADS_ENV_VAR] = os.environ[_DEFAULTED_ENV_VAR] = str(count)
         _threads_note = (f"{THREADS_ENV_VAR}={count}, set by gluon_modern_cnn to the {cores} "

@@ -487,7 +487,9 @@ def _run_reproduce(args) -> int:
                         data_root=args.data_root, out=out, num_epochs=args.epochs,
                         hybridize=args.hybridize, seed=args.seed, overwrite=args.overwrite)
     print(f"results written to {out}/results.md")
-    return 130 if any(r["interrupted"] for r in results) else 0
+    if not any(r["interrupted"] for r in results):
+        return 0
+    return 143 if any(r.get("stopped_by") == "SIGTERM" for r in results) else 130
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -108,7 +108,7 @@ class ProgressBoard(HyperParameters):
         if self._animator is None or self._animator.path != self._target():
             self._animator = plotting.Animator(
                 figsize=self.figsize, path=self._target(), overwrite=True,
-                display=plotting._in_kernel())
+                display=plotting.in_jupyter_kernel())
         return self._animator
 
     def _target(self):

@@ -26,12 +26,12 @@ from matplotlib.figure import Figure
 
 from .files import atomic_write
 
-__all__ = ["Animator"]
+__all__ = ["Animator", "in_jupyter_kernel"]
 
 _FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 
 
-def _in_kernel() -> bool:
+def in_jupyter_kernel() -> bool:
     """Whether this process is a Jupyter (IPython) kernel, found without importing IPython."""
     ipython = sys.modules.get("IPython")   # a kernel has always imported it already
     if ipython is None:
@@ -105,7 +105,7 @@ class Animator:
         if min_interval < 0:
             raise ValueError(f"min_interval must be >= 0 seconds, got {min_interval}")
         self.path = _output_path(path, overwrite) if path is not None else None
-        self.display = _in_kernel() if display is None else display
+        self.display = in_jupyter_kernel() if display is None else display
         self.min_interval = min_interval
         self.fmts = tuple(fmts)
         self.legend = list(legend or [])

@@ -11,10 +11,13 @@ The class implements the loop's callback methods without importing :mod:`trainin
 """
 from __future__ import annotations
 
+import math
 import sys
 from typing import Optional, TextIO
 
-__all__ = ["Progress", "is_interactive", "in_jupyter_kernel", "format_epoch_line"]
+from .plotting import in_jupyter_kernel
+
+__all__ = ["Progress", "is_interactive", "format_epoch_line"]
 
 
 def is_interactive(file: TextIO) -> bool:
@@ -25,16 +28,20 @@ def is_interactive(file: TextIO) -> bool:
         return False
 
 
-def in_jupyter_kernel() -> bool:
-    """Whether this process is a Jupyter kernel (where the book's figure shows the progress)."""
-    return "ipykernel" in sys.modules
-
-
 def format_epoch_line(record, num_epochs: int) -> str:
-    """The line a finished epoch gets outside a terminal."""
-    return (f"epoch {record.epoch}/{num_epochs}: loss {record.train_loss:.3f}, train acc "
-            f"{record.train_acc:.3f}, test acc {record.test_acc:.3f}, "
-            f"{record.wall_seconds:.1f} s")
+    """The line a finished epoch gets outside a terminal (without a train accuracy where the loop
+    has none: the 1.0 edition's ``Trainer`` measures accuracy on the validation data only)."""
+    acc = f", train acc {record.train_acc:.3f}" if math.isfinite(record.train_acc) else ""
+    return (f"epoch {record.epoch}/{num_epochs}: loss {record.train_loss:.3f}{acc}, test acc "
+            f"{record.test_acc:.3f}, {record.wall_seconds:.1f} s")
+
+
+def _postfix(state, **more) -> dict:
+    """The bar's running figures (no accuracy where the loop measures none)."""
+    shown = {"loss": f"{state.train_loss:.3f}"}
+    if math.isfinite(state.train_acc):
+        shown["acc"] = f"{state.train_acc:.3f}"
+    return {**shown, **more}
 
 
 class Progress:
@@ -67,15 +74,14 @@ class Progress:
 
     def on_batch_end(self, state) -> None:
         if self.bar is not None:
-            self.bar.set_postfix(loss=f"{state.train_loss:.3f}", acc=f"{state.train_acc:.3f}",
-                                 refresh=False)
+            self.bar.set_postfix(_postfix(state), refresh=False)
             self.bar.update(1)
 
     def on_epoch_end(self, state) -> None:
         final = state.history.final
         if self.bar is not None:
-            self.bar.set_postfix(loss=f"{state.train_loss:.3f}", acc=f"{state.train_acc:.3f}",
-                                 test_acc=f"{final.test_acc:.3f}", refresh=False)
+            self.bar.set_postfix(_postfix(state, test_acc=f"{final.test_acc:.3f}"),
+                                 refresh=False)
             self._close()  # draws the bar a last time, with the test accuracy
         elif self.lines:
             print(format_epoch_line(final, state.num_epochs), file=self._stream(), flush=True)

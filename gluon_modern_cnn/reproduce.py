@@ -72,6 +72,10 @@ def reproduce(section_key: str, *, models: Optional[Sequence[str]] = None,
         trained = ", ".join(r.model for r in sec.trainings) or "none"
         raise ValueError(f"section {section_key} trains {trained}; nothing matches {models}")
     out = Path(out)
+    no_twin = [r.model for r in runs if hybridize and model_info(r.model).hybrid_model is None]
+    if no_twin:
+        raise ValueError(f"--hybridize trains the hybridizable twins; {', '.join(no_twin)} "
+                         f"(the 1.0 edition's networks) have none: leave out --hybridize")
     names = [model_info(r.model).hybrid_model if hybridize else r.model for r in runs]
     with claim_run_folder(out):  # one reproduction at a time in a folder
         if (out / "results.json").exists() and not overwrite:
@@ -94,6 +98,7 @@ def reproduce(section_key: str, *, models: Optional[Sequence[str]] = None,
                       "devices": [str(d) for d in outcome.devices],
                       "wall_seconds": round(time.time() - start, 1),
                       "interrupted": outcome.history.interrupted,
+                      "stopped_by": outcome.history.stopped_by,
                       **compare_with_book(run, outcome.history)}
             results.append(result)
             _write(out, section_key, results, machine)

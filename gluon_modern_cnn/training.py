@@ -242,12 +242,15 @@ class Callback:
 
 def book_animator(num_epochs: int, *, path=None, title: Optional[str] = None) -> Animator:
     """The plot ``train_ch6`` draws: train loss, train acc and test acc over the epochs (the
-    book's lines and x axis), with a title, a y label and, written to a file, room to read it."""
-    size = {} if path is None else {"figsize": (6.0, 3.6), "dpi": 120}
+    book's lines and x axis). Written to a file it also gets ``title``, a y label and room to read
+    it; shown inline in a notebook it stays the book's figure."""
+    if path is None:
+        return Animator(xlabel='epoch', xlim=[1, num_epochs] if num_epochs > 1 else None,
+                        legend=['train loss', 'train acc', 'test acc'])
     return Animator(xlabel='epoch', ylabel='loss, accuracy',
                     xlim=[1, num_epochs] if num_epochs > 1 else None,
                     legend=['train loss', 'train acc', 'test acc'], path=path, overwrite=True,
-                    title=title, **size)
+                    title=title, figsize=(6.0, 3.6), dpi=120)
 
 
 def model_title(model) -> str:

@@ -281,3 +281,11 @@ def test_gradient_clipping_bounds_the_global_norm():
     trainer.clip_gradients(0.5, model)
     grads = [p.grad() for p in model.collect_params().values() if p.grad_req != "null"]
     assert math.sqrt(sum(float((g ** 2).sum()) for g in grads)) == pytest.approx(0.5, rel=1e-4)
+
+
+def test_reproducing_a_1_0_section_hybridized_names_the_networks_without_a_twin(tmp_path):
+    from gluon_modern_cnn.reproduce import reproduce
+    with pytest.raises(ValueError, match=r"d2l10_resnet18 \(the 1.0 edition's networks\) have "
+                                         r"none: leave out --hybridize"):
+        reproduce("8.6", hybridize=True, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()   # refused before anything was written

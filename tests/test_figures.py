@@ -77,3 +77,12 @@ def test_the_train_commands_curve_is_large_enough_to_read(tmp_path, capsys):
     train_model(settings, device=mx.cpu(), out=tmp_path, data=_synthetic(), progress=False)
     height, width = matplotlib.image.imread(tmp_path / "curve.png").shape[:2]
     assert (width, height) == (720, 432)
+
+
+def test_the_inline_figure_stays_the_books():
+    # Without a file (a notebook's inline plot) train_ch6 draws the book's figure: no title and
+    # no y label of the package's own, whatever the network.
+    from gluon_modern_cnn.training import book_animator
+    animator = book_animator(3, title="Sequential")
+    ax = animator.axes[0]
+    assert ax.get_title() == "" and ax.get_ylabel() == "" and ax.get_xlabel() == "epoch"

@@ -72,6 +72,30 @@ def test_mxnet_first_when_its_import_failed_half_way_is_repaired_by_the_package(
     assert f"failed: {expected}" in result.stdout
 
 
+def test_after_an_earlier_import_of_mxnet_the_threads_note_says_what_mxnet_really_uses():
+    # MXNet's library reads OMP_NUM_THREADS once, when an `import mxnet` loads it, even one that
+    # then fails half-way: the package must not claim its own default took effect.
+    import os
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_NUM_THREADS", "GLUON_MODERN_CNN_DEFAULT_OMP_NUM_THREADS")}
+    code = textwrap.dedent("""
+        try:
+            import mxnet
+        except AttributeError:
+            pass
+        import gluon_modern_cnn
+        from gluon_modern_cnn._compat import threads_setting
+        import mxnet as mx
+        print(mx.base._LIB.omp_get_max_threads(), threads_setting())
+        """)
+    result = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
+                            text=True, timeout=300, env=env)
+    used, note = result.stdout.strip().split(" ", 1)
+    assert "set by gluon_modern_cnn" not in note, note
+    assert "loaded before gluon_modern_cnn" in note and "half the processors" in note
+    assert int(used) == max(1, (os.cpu_count() or 2) // 2)
+
+
 @pytest.mark.skipif(not NUMPY_WITHOUT_ALIASES, reason="numpy < 1.24 imports MXNet without help")
 def test_a_broken_mxnet_that_something_kept_gets_one_clear_message():
     result = _run("""
