@@ -24,6 +24,7 @@ import numbers
 import os
 import queue
 import struct
+import sys
 import tempfile
 import threading
 import urllib.request
@@ -244,14 +245,20 @@ def _read_verified(path: Path, spec: _IDXSpec) -> numpy.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 def _fetch(url: str, file, spec: _IDXSpec) -> None:
-    """Stream ``url`` into the open binary ``file`` with a progress bar."""
+    """Stream ``url`` into the open binary ``file`` with a progress bar (in a terminal; elsewhere,
+    a log file or CI, a line when it starts, without the carriage returns of a bar)."""
     from tqdm import tqdm  # only needed when downloading
 
+    from .progress import is_interactive
     with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT) as response:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
-        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                  desc=f"Downloading {url.rsplit('/', 1)[-1]}") as bar:
+        name = url.rsplit('/', 1)[-1]
+        interactive = is_interactive(sys.stderr)
+        if not interactive:
+            print(f"Downloading {name} from {url}", file=sys.stderr, flush=True)
+        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+                  desc=f"Downloading {name}", disable=not interactive) as bar:
             received = 0
             while True:
                 chunk = response.read(1 << 20)

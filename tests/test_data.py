@@ -287,6 +287,16 @@ def test_download_keeps_existing_files_and_fetches_only_the_missing(
                                                           "t10k-labels-idx1-ubyte"]
 
 
+def test_a_download_logged_to_a_file_has_lines_not_a_redrawn_bar(
+        tmp_path, mirrors, fashion_mnist_root, capsys):
+    serve_real(mirrors, fashion_mnist_root, "a", FILES)
+    data.load_fashion_mnist_arrays(False, root=tmp_path)   # pytest's stderr is not a terminal
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    assert [line.split(" from ")[0] for line in err.splitlines()] == [
+        "Downloading t10k-images-idx3-ubyte.gz", "Downloading t10k-labels-idx1-ubyte.gz"]
+
+
 def test_a_file_appearing_during_the_download_is_not_overwritten(tmp_path, mirrors,
                                                                  fashion_mnist_root):
     name = "t10k-labels-idx1-ubyte.gz"
