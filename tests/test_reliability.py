@@ -361,7 +361,7 @@ def test_a_full_disk_names_the_file_keeps_the_checkpoint_and_says_how_to_resume(
         assert "free space on that disk" in message
         assert load_checkpoint(out / "checkpoint.zip").epoch == 1
         assert "the previous checkpoint.zip is unchanged" in message
-        assert f"continue from it with: gluon-modern-cnn train lenet_bn --resume {out}" in message
+        assert f"continue from it with: gluon-modern-cnn train --resume {out}" in message
         assert not list(out.glob(".*.tmp"))  # no half-written file left taking space
 
 
@@ -383,14 +383,21 @@ def test_a_read_only_folder_is_one_message(tmp_path, tiny_run, fashion_mnist_roo
             atomic_write(ro / "x.json", lambda tmp: Path(tmp).write_text("{}"))
 
 
-def test_folders_and_files_in_the_wrong_place_are_one_message(tmp_path, tiny_run, capsys):
+def test_folders_and_files_in_the_wrong_place_are_one_message(tmp_path, tiny_run, capsys,
+                                                              fashion_mnist_root):
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("x")
-    assert cli.main([*TRAIN, "--out", str(tmp_path / "run"), "--data-root",
-                     str(not_a_folder)]) == 2
-    _error(capsys)
+    # Refused while parsing the arguments: argparse's own one-line message and exit status 2.
+    with pytest.raises(SystemExit) as stop:
+        cli.main([*TRAIN, "--out", str(tmp_path / "run"), "--data-root", str(not_a_folder)])
+    assert stop.value.code == 2
+    assert f"argument --data-root: {not_a_folder} is a file, not a folder" in _error(capsys)
+    assert not (tmp_path / "run").exists()
     data = tmp_path / "data"
-    (data / "train-images-idx3-ubyte.gz").mkdir(parents=True)
+    (data / "train-images-idx3-ubyte.gz").mkdir(parents=True)   # the other three are files
+    for name in ("train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                 "t10k-labels-idx1-ubyte.gz"):
+        (data / name).symlink_to(fashion_mnist_root / name)
     assert cli.main([*TRAIN, "--out", str(tmp_path / "run"), "--data-root", str(data)]) == 2
     assert "train-images-idx3-ubyte" in _error(capsys)
     assert cli.main(["evaluate", "lenet_bn", "--params", str(tiny_run), "--device", "cpu"]) == 2
@@ -438,7 +445,7 @@ def test_sigterm_keeps_the_checkpoint_and_the_resumed_run_is_identical(tmp_path,
     result = finish(stopped)
     assert result.returncode == 143, result.stderr
     assert "Interrupted (SIGTERM): stopping after this batch" in result.stdout
-    assert f"Continue with: gluon-modern-cnn train lenet_bn --resume {run_dir}" in result.stderr
+    assert f"Continue with: gluon-modern-cnn train --resume {run_dir}" in result.stderr
     assert load_checkpoint(run_dir / "checkpoint.zip").epoch in (1, 2)
     run("train", "lenet_bn", "--resume", run_dir, cwd=tmp_path).check()
     finish(reference).check()
