@@ -1,13 +1,17 @@
 """The peer benchmark (``gluon_modern_cnn.bench.peers``): records, the book's PyTorch cells,
 rendering, and a clear message instead of a crash without PyTorch."""
 import json
-from pathlib import Path
 
 import pytest
 
 from gluon_modern_cnn.bench import peers, torch_worker
 from gluon_modern_cnn.bench.records import append_records, read_records, validate_record
-BOOK_DIR = Path(__file__).resolve().parents[2] / "shared" / "editions" / "d2l-0.17"
+
+
+@pytest.fixture
+def book_dir(editions_dir):
+    """The 0.17 edition's Markdown, whose `pytorch` cells the peer benchmark runs."""
+    return editions_dir / "d2l-0.17"
 
 
 def _tiny(framework, config):
@@ -15,12 +19,12 @@ def _tiny(framework, config):
                           threads=1, warmup=3, repeats=5, steps=1)
 
 
-def test_without_pytorch_the_package_is_measured_and_a_message_says_how(tmp_path):
+def test_without_pytorch_the_package_is_measured_and_a_message_says_how(tmp_path, book_dir):
     messages = []
     written = tmp_path / "peers.jsonl"
     records = peers.run_peers([_tiny("mxnet", "fast"), _tiny("pytorch", "fp32")], rounds=1,
                               torch=str(tmp_path / "no-venv" / "bin" / "python"),
-                              book_dir=BOOK_DIR, say=messages.append,
+                              book_dir=book_dir, say=messages.append,
                               on_record=lambda r: append_records(written, [r]))
     assert "PyTorch's configurations are left out" in messages[0]
     assert "pip install torch==2.13.0" in messages[0] and "--torch-python" in messages[0]
@@ -55,8 +59,8 @@ def test_a_malformed_peer_record_is_refused():
 
 
 @pytest.mark.parametrize("model", sorted(torch_worker.BOOK_NETS))
-def test_the_books_pytorch_cells_build_each_model(model):
-    cells = torch_worker.net_cells(str(BOOK_DIR), model)
+def test_the_books_pytorch_cells_build_each_model(model, book_dir):
+    cells = torch_worker.net_cells(str(book_dir), model)
     assert cells[0].startswith("#@tab pytorch") and "import torch" in cells[0]
     assert cells[-1].lstrip().startswith("#@tab") and "net = " in cells[-1]
     assert not any("train_ch6" in c or "load_data_fashion_mnist" in c for c in cells)
@@ -70,9 +74,9 @@ def test_the_books_pytorch_cells_build_each_model(model):
         assert "nn.BatchNorm2d(6)" in cells[-1]
 
 
-def test_unknown_model_is_refused():
+def test_unknown_model_is_refused(book_dir):
     with pytest.raises(ValueError, match="no PyTorch cells known for 'lenet'"):
-        torch_worker.net_cells(str(BOOK_DIR), "lenet")
+        torch_worker.net_cells(str(book_dir), "lenet")
 
 
 def _record(framework, label, model, rate, batch, threads=2, size=28, run_id="r1"):
@@ -126,8 +130,8 @@ HAS_TORCH = peers.find_torch(TORCH)[0] is not None
 
 @pytest.mark.skipif(not HAS_TORCH, reason=f"PyTorch's environment is not at {TORCH} (create it "
                                           f"with `{peers.TORCH_INSTALL}`)")
-def test_pytorch_measures_the_books_cells(tmp_path):
-    (record,) = peers.run_peers([_tiny("pytorch", "fp32-cl")], rounds=1, book_dir=BOOK_DIR,
+def test_pytorch_measures_the_books_cells(tmp_path, book_dir):
+    (record,) = peers.run_peers([_tiny("pytorch", "fp32-cl")], rounds=1, book_dir=book_dir,
                                 say=lambda m: None)
     validate_record(record)
     assert record["versions"]["torch"].startswith("2.13.0")
