@@ -153,13 +153,16 @@ class RunFolderBusy(FileExistsError):
 _HELD: Dict[Path, list] = {}
 
 
+_UNKNOWN_OWNER = "another process"
+
+
 def _owner_text(data: str) -> str:
     try:
         owner = json.loads(data)
         return (f"process {owner['pid']} on {owner['host']} (started {owner['since']}: "
                 f"{owner['command']})")
     except (ValueError, KeyError, TypeError):
-        return "another process"
+        return _UNKNOWN_OWNER
 
 
 def _lock(fd: int) -> bool:
@@ -180,14 +183,26 @@ def _lock(fd: int) -> bool:
         return False
 
 
+def _read_owner(fd: int) -> str:
+    # The holder writes who it is just after taking the lock: a loser that arrives in between
+    # waits up to a second for a whole record, so the message can name the process.
+    owner = ""
+    for _ in range(20):
+        with contextlib.suppress(OSError):
+            os.lseek(fd, 0, os.SEEK_SET)
+            owner = os.read(fd, 4096).decode("utf-8", "replace")
+        if _owner_text(owner) != _UNKNOWN_OWNER:
+            break
+        time.sleep(0.05)
+    return owner
+
+
 def _acquire(folder: Path) -> int:
     path = folder / CLAIM_FILE
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
         if not _lock(fd):
-            owner = ""
-            with contextlib.suppress(OSError):
-                owner = os.read(fd, 4096).decode("utf-8", "replace")
+            owner = _read_owner(fd)
             os.close(fd)
             raise RunFolderBusy(
                 f"{folder} is in use by {_owner_text(owner)}; wait for it to finish or stop it, "
