@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import tempfile
 import zipfile
@@ -250,19 +251,43 @@ class Checkpoint:
 
     def load_trainer_states(self, trainer: gluon.Trainer, *, net: gluon.Block) -> None:
         """Restore the optimizer's state (``Trainer.load_states``) for ``net``'s parameters, which
-        must be initialized (load them first)."""
+        must be initialized (load them first). Each parameter gets its own state even when the
+        trainer orders the parameters differently (Gluon sorts them by global names, which
+        depend on what the process built before)."""
         order = tuple(_trainer_order(trainer, net))
+        states = self._trainer_states
         if order != self.trainer_order:
-            raise CheckpointError(
-                f"the trainer orders {self.model}'s parameters differently from the checkpoint "
-                f"{self.path} ({_first_difference(order, self.trainer_order)}), so its optimizer "
-                f"state would reach the wrong parameters. Gluon's Trainer sorts parameters by "
-                f"their global names: build the network inside a fresh `with "
-                f"mx.name.NameManager():` block, as train_model does")
+            if sorted(order) != sorted(self.trainer_order) or len(set(order)) != len(order):
+                raise CheckpointError(
+                    f"the trainer's parameters are not those of {self.model}'s checkpoint "
+                    f"{self.path} ({_first_difference(sorted(order), sorted(self.trainer_order))}"
+                    f"), so its optimizer state cannot be restored: build the trainer over the "
+                    f"whole network's parameters, as the run did")
+            states = _reorder_optimizer_states(states, self.trainer_order, order)
         with tempfile.TemporaryDirectory(prefix="gluon-modern-cnn-") as tmp:
-            states = Path(tmp) / _TRAINER
-            states.write_bytes(self._trainer_states)
-            trainer.load_states(str(states))
+            path = Path(tmp) / _TRAINER
+            path.write_bytes(states)
+            trainer.load_states(str(path))
+
+
+def _reorder_optimizer_states(data: bytes, saved_order: Sequence[str],
+                              order: Sequence[str]) -> bytes:
+    """``Trainer.save_states``' pickle with every per-parameter entry moved from its position in
+    ``saved_order`` to the same parameter's position in ``order``. MXNet keys the states, the
+    update counts (Adam's bias correction) and ``idx2name`` by position."""
+    position = {name: i for i, name in enumerate(order)}
+    moved = {i: position[name] for i, name in enumerate(saved_order)}
+    loaded = pickle.loads(data)  # the checkpoint's own pickle (see Checkpoint)
+    states, optimizer = loaded if isinstance(loaded, tuple) and len(loaded) == 2 else (loaded, None)
+    states = {moved.get(k, k): v for k, v in states.items()}
+    if optimizer is None:
+        return pickle.dumps(states)
+    for counts in getattr(optimizer, "_all_index_update_counts", {}).values():
+        remapped = {moved.get(k, k): v for k, v in counts.items()}
+        counts.clear()       # in place: optimizer._index_update_count is one of these dicts
+        counts.update(remapped)
+    optimizer.idx2name = {moved.get(k, k): v for k, v in getattr(optimizer, "idx2name", {}).items()}
+    return pickle.dumps((states, optimizer))
 
 
 def save_checkpoint(path: PathLike, *, net: gluon.Block, trainer: gluon.Trainer, model: str,

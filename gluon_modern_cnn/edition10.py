@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import collections
 import inspect
+import json
 import math
 import os
+from pathlib import Path
 from typing import Optional
 
 import mxnet as mx
@@ -24,9 +26,10 @@ from mxnet import autograd, gluon, np, npx
 from mxnet.gluon import nn
 
 from . import plotting
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import FastImageLoader, FashionMNISTDataset, _book_loader, load_fashion_mnist_arrays
 from .devices import try_all_gpus
-from .training import Callback, History, fit
+from .training import Callback, History, _check_output_width, fit
 
 __all__ = ["add_to_class", "HyperParameters", "ProgressBoard", "Module", "DataModule",
            "FashionMNIST", "Trainer", "Classifier", "cpu", "gpu", "ALIASES"]
@@ -324,6 +327,38 @@ class _TrainerProgress(Callback):
         self.trainer.model.board.flush()
 
 
+class _TrainerCheckpoint(Callback):
+    """After every epoch, the 1.0 Trainer's run in one file (``checkpoint.save_checkpoint``): the
+    model's parameters, the optimizer's state, the history and the board's points; in a resumed
+    run it first restores the optimizer's state."""
+
+    def __init__(self, trainer: "Trainer", path: Path, resume_from=None):
+        self.trainer, self.path, self.resume_from = trainer, path, resume_from
+
+    def on_train_begin(self, state):
+        if self.resume_from is not None:
+            self.resume_from.load_trainer_states(state.trainer, net=state.net)
+
+    def on_epoch_end(self, state):
+        model = self.trainer.model
+        board = {label: [list(p) for p in points]
+                 for label, points in getattr(model.board, "data", {}).items()}
+        save_checkpoint(self.path, net=model, trainer=state.trainer, model=_model_name(model),
+                        epoch=state.epoch + 1, settings=_json_safe({
+                            "trainer": self.trainer.hparams, "model": model.hparams}),
+                        history=state.history, devices=[str(d) for d in state.devices],
+                        extra={"board": board, "train_batch_idx": self.trainer.train_batch_idx})
+
+
+def _model_name(model) -> str:
+    return f"{type(model).__module__}.{type(model).__qualname__}"
+
+
+def _json_safe(value):
+    # Hyperparameters may hold anything (an architecture tuple, an initializer): kept as text then.
+    return json.loads(json.dumps(value, default=repr))
+
+
 class Trainer(HyperParameters):
     """The base class for training models with data (1.0 sections 3.2.4 and 6.7).
 
@@ -375,9 +410,12 @@ class Trainer(HyperParameters):
         """Called by ``Module.plot`` with every reported value (the history's source)."""
         self._observed[(key, train)].append(value)
 
-    def fit(self, model, data, *, figure=None):
+    def fit(self, model, data, *, figure=None, checkpoint=None):
         """Train ``model`` on ``data`` for ``max_epochs``. ``figure``: a file the progress board
-        is written to (useful headless; a notebook shows it inline)."""
+        is written to (useful headless; a notebook shows it inline). ``checkpoint``: a file the
+        run is saved to after every epoch (parameters, optimizer state, history, the board's
+        points; atomically); when it already holds a run of this model class, ``fit`` continues
+        from it to ``max_epochs`` (the package's addition; the book's ``fit`` has neither)."""
         self.prepare_data(data)
         self.prepare_model(model)
         if figure is not None:
@@ -388,14 +426,49 @@ class Trainer(HyperParameters):
         self.val_batch_idx = 0
         self._observed = collections.defaultdict(list)
         device = self.gpus[0] if self.gpus else mx.cpu()
+        callbacks = [_TrainerProgress(self)]
+        start_epoch, history = 0, None
+        if checkpoint is not None:
+            checkpoint = Path(checkpoint)
+            resume_from = self._resume(model, checkpoint) if checkpoint.exists() else None
+            if resume_from is not None:
+                start_epoch, history = resume_from.epoch, resume_from.history
+            callbacks.append(_TrainerCheckpoint(self, checkpoint, resume_from))
         self.history = fit(model, self.train_dataloader, self.val_dataloader, self.max_epochs,
                            trainer=self.optim, device=device, initialize=False,
+                           start_epoch=start_epoch, history=history,
                            step_f=self._training_step, evaluate_f=self._validate,
-                           callbacks=[_TrainerProgress(self)])
+                           callbacks=callbacks)
 
-    def _training_step(self, net, trainer, loss, X, y, devices, **_):
+    def _resume(self, model, path: Path):
+        """Load the checkpoint ``path`` into ``model`` and the board; returns it."""
+        saved = load_checkpoint(path)
+        if saved.model != _model_name(model):
+            raise CheckpointError(f"{path} holds a run of {saved.model}, not of "
+                                  f"{_model_name(model)}; pass another checkpoint file")
+        if saved.epoch > self.max_epochs:
+            raise CheckpointError(f"{path} holds {saved.epoch} finished epochs, more than "
+                                  f"max_epochs={self.max_epochs}; raise max_epochs to train on")
+        # Parameters with deferred shapes get them from one forward pass (prediction mode: the
+        # batch norm statistics stay untouched), then take the saved values.
+        model(*self.prepare_batch(next(iter(self.val_dataloader or self.train_dataloader)))[:-1])
+        saved.load_parameters(model)
+        board = saved.extra.get("board", {})
+        if board:
+            Point = collections.namedtuple('Point', ['x', 'y'])
+            model.board.raw_points = collections.OrderedDict((k, []) for k in board)
+            model.board.data = collections.OrderedDict(
+                (k, [Point(*p) for p in v]) for k, v in board.items())
+        self.train_batch_idx = int(saved.extra.get("train_batch_idx", 0))
+        return saved
+
+    def _training_step(self, net, trainer, loss, X, y, devices, *, check_shapes=False, **_):
         # The book's fit_epoch body for one batch; the loop around it is training.fit's.
         batch = self.prepare_batch([X, y])
+        if check_shapes and isinstance(self.model, Classifier):
+            # Once: a classifier with fewer outputs than classes would train without an error.
+            Y_hat = self.model(*batch[:-1])
+            _check_output_width(Y_hat.reshape((-1, Y_hat.shape[-1])), batch[-1])
         with autograd.record():
             l = self.model.training_step(batch)
         l.backward()

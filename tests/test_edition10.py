@@ -5,12 +5,14 @@ import io
 import math
 
 import mxnet as mx
+import numpy as onp
 import pytest
 from mxnet import np
 from mxnet.gluon import nn
 
 import gluon_modern_cnn as d2l
 from gluon_modern_cnn import edition10
+from gluon_modern_cnn.checkpoint import CheckpointError, network_state
 from gluon_modern_cnn.models.edition10 import EDITION10_MODELS
 
 # The constructor call of each section's `layer_summary` cell, and its input shape.
@@ -289,3 +291,63 @@ def test_reproducing_a_1_0_section_hybridized_names_the_networks_without_a_twin(
                                          r"none: leave out --hybridize"):
         reproduce("8.6", hybridize=True, out=tmp_path / "run")
     assert not (tmp_path / "run").exists()   # refused before anything was written
+
+
+class _InMemoryData(d2l.DataModule):
+    """64 fixed random 28x28 images in 10 classes, in a fixed order: runs that must match do."""
+
+    def __init__(self, batch_size=16):
+        super().__init__()
+        self.save_hyperparameters()
+        generator = onp.random.default_rng(0)
+        self.X = generator.random((64, 1, 28, 28), dtype=onp.float32)
+        self.y = (onp.arange(64) % 10).astype(onp.int32)
+
+    def get_dataloader(self, train):
+        dataset = mx.gluon.data.ArrayDataset(np.array(self.X), np.array(self.y))
+        return mx.gluon.data.DataLoader(dataset, self.batch_size, shuffle=False)
+
+
+def _trained(max_epochs, checkpoint, model=None, seed=0):
+    mx.random.seed(seed)
+    model = model or d2l.BNLeNet(lr=0.1)
+    trainer = d2l.Trainer(max_epochs=max_epochs)
+    trainer.fit(model, _InMemoryData(), checkpoint=checkpoint)
+    return model, trainer
+
+
+def test_a_1_0_run_with_a_checkpoint_continues_where_it_stopped(tmp_path):
+    straight, straight_trainer = _trained(2, tmp_path / "straight.ckpt")
+    _trained(1, tmp_path / "stopped.ckpt")
+    # Another seed: only parameters loaded from the checkpoint can end where the straight run does.
+    resumed, resumed_trainer = _trained(2, tmp_path / "stopped.ckpt", seed=5)
+    assert [e.epoch for e in resumed_trainer.history.epochs] == [1, 2]
+    assert resumed_trainer.val_batch_idx == 4        # this fit validated one epoch, not two
+    for a, b in zip(straight_trainer.history.epochs, resumed_trainer.history.epochs):
+        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-5)
+    expected = {k: a.asnumpy() for k, a in network_state(straight).items()}
+    for name, array in network_state(resumed).items():
+        assert abs(array.asnumpy() - expected[name]).max() < 1e-5, name
+    # The board kept the first epoch's points: a resumed figure shows the whole run.
+    assert {k: len(v) for k, v in resumed.board.data.items()} == {
+        k: len(v) for k, v in straight.board.data.items()}
+    assert resumed_trainer.train_batch_idx == straight_trainer.train_batch_idx == 8
+
+
+def test_a_1_0_checkpoint_of_another_model_is_refused(tmp_path):
+    _trained(1, tmp_path / "lenet.ckpt")
+    with pytest.raises(CheckpointError, match=r"holds a run of .*BNLeNet, not of .*BNLeNetScratch; pass another"):
+        _trained(2, tmp_path / "lenet.ckpt", model=d2l.BNLeNetScratch(lr=0.1))
+
+
+def test_a_1_0_classifier_with_too_few_outputs_is_refused_before_training():
+    class FiveOutputs(d2l.Classifier):
+        def __init__(self, lr=0.1):
+            super().__init__()
+            self.save_hyperparameters()
+            self.net = nn.Dense(5)
+            self.net.initialize()
+
+    with pytest.raises(ValueError, match=r"outputs 5 value\(s\) per example, but the labels go "
+                                         r"up to 9: it needs at least 10 outputs"):
+        d2l.Trainer(max_epochs=1).fit(FiveOutputs(), _InMemoryData())
