@@ -356,6 +356,11 @@ def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.
         if resume_from is not None:
             resume_from.load_parameters(net, ctx=devices)
             initialize, start_epoch, history = False, resume_from.epoch, resume_from.history
+        elif initialize and model_info(settings.model).initializes_itself:
+            # The 1.0 networks start as the book's cells start them (their constructors'
+            # initializers), not from train_ch6's Xavier.
+            net.collect_params().reset_ctx(devices)
+            initialize = False
         if settings.hybridize:
             net.hybridize(static_alloc=True, static_shape=True)
         if settings.dtype == "bfloat16":

@@ -43,9 +43,13 @@ _FIXTURE_MARKERS = {"fashion_mnist_root": "data", "seeds_dir": "book", "editions
 # Modules whose tests all train, start clusters or compare whole model zoos: slow.
 _SLOW_MODULES = {"test_checkpoint.py", "test_distributed.py", "test_fresh_clone.py",
                  "test_multidevice.py", "test_variants.py"}
-# Tests that run every registered model forward and backward or through FLOP counting (minutes).
+# Tests that run every registered model forward and backward or through FLOP counting, or train
+# on the real data in subprocesses (minutes).
 _SLOW_TESTS = {"test_forward_backward_reaches_every_parameter",
-               "test_committed_page_is_the_generated_one"}
+               "test_committed_page_is_the_generated_one",
+               "test_sigterm_keeps_the_checkpoint_and_the_resumed_run_is_identical",
+               "test_two_runs_into_one_folder_leave_one_whole_run",
+               "test_one_epoch_of_the_batch_norm_lenet_on_real_data"}
 
 
 def pytest_configure(config):

@@ -14,6 +14,8 @@ import gluon_modern_cnn as d2l
 from gluon_modern_cnn import edition10
 from gluon_modern_cnn.checkpoint import CheckpointError, network_state
 from gluon_modern_cnn.models.edition10 import EDITION10_MODELS
+from gluon_modern_cnn.registry import model_info
+from gluon_modern_cnn.training import Callback
 
 # The constructor call of each section's `layer_summary` cell, and its input shape.
 CELLS = {
@@ -351,3 +353,26 @@ def test_a_1_0_classifier_with_too_few_outputs_is_refused_before_training():
     with pytest.raises(ValueError, match=r"outputs 5 value\(s\) per example, but the labels go "
                                          r"up to 9: it needs at least 10 outputs"):
         d2l.Trainer(max_epochs=1).fit(FiveOutputs(), _InMemoryData())
+
+
+def test_training_a_1_0_network_keeps_the_initialization_its_cell_gives_it():
+    """The 1.0 batch-norm LeNets initialize with MXNet's default Uniform(0.07) (their cells call
+    self.initialize()); reproduce 8.5 must not swap in train_ch6's Xavier."""
+    from gluon_modern_cnn.experiment import resolve_settings, train_model
+    assert model_info("d2l10_lenet_bn").initializes_itself
+    assert not model_info("lenet_bn").initializes_itself
+    data = _InMemoryData()
+    loaders = (data.train_dataloader(), data.val_dataloader())
+    nets = []
+
+    class Keep(Callback):
+        def on_train_begin(self, state):
+            nets.append(state.net)
+
+    for name in ("d2l10_lenet_bn", "lenet_bn"):
+        settings = resolve_settings(name, num_epochs=1, lr=1e-12, seed=0)  # lr ~ 0: as initialized
+        train_model(settings, device=mx.cpu(), data=loaders, callbacks=[Keep()], quiet=True,
+                    progress=False)
+    largest = [max(float(abs(p.data()).max()) for k, p in net.collect_params().items()
+                   if k.endswith("weight")) for net in nets]
+    assert largest[0] <= 0.07 < largest[1], largest   # Uniform(0.07) against Xavier's ~0.18

@@ -63,6 +63,9 @@ class ModelInfo:
         twin: the other member of a book/``_hybrid`` pair, ``None`` for a model without one.
         book_settings: key of ``book.SECTIONS`` whose training settings apply, if any.
         description: one line for listings and the models page.
+        initializes_itself: the constructor initializes the parameters as the book's cell does
+            (the 1.0 networks: Xavier, or MXNet's default uniform in the batch-norm LeNets);
+            training keeps that instead of re-initializing with Xavier as ``train_ch6`` does.
     """
 
     name: str
@@ -76,6 +79,7 @@ class ModelInfo:
     twin: Optional[str] = None
     book_settings: Optional[str] = None
     description: str = ""
+    initializes_itself: bool = False
 
     @property
     def input_shape(self) -> Tuple[int, int, int, int]:
@@ -115,6 +119,7 @@ _REGISTRY: Dict[str, ModelInfo] = {}
 def register_model(name: str, *, family: str, section: str, input_size: int, in_channels: int = 1,
                    num_classes: int = 10, hybrid: bool = False, twin: Optional[str] = None,
                    book_settings: Optional[str] = None, description: str = "",
+                   initializes_itself: bool = False,
                    kwargs: Optional[Mapping[str, Any]] = None) -> Callable[[Callable], Callable]:
     """Decorator registering a model constructor under ``name``; refuses duplicate names.
 
@@ -124,8 +129,8 @@ def register_model(name: str, *, family: str, section: str, input_size: int, in_
     Args:
         name: the registered name; duplicates are refused.
         family, section, input_size, in_channels, num_classes, hybrid, twin, book_settings,
-            description: the :class:`ModelInfo` fields (``description`` defaults to the builder
-            docstring's first line).
+            description, initializes_itself: the :class:`ModelInfo` fields (``description``
+            defaults to the builder docstring's first line).
         kwargs: keyword arguments passed to the builder on every call.
     """
     def decorator(builder: Callable) -> Callable:
@@ -136,7 +141,7 @@ def register_model(name: str, *, family: str, section: str, input_size: int, in_
         _REGISTRY[name] = ModelInfo(
             name=name, constructor=constructor, family=family, section=section,
             input_size=input_size, in_channels=in_channels, num_classes=num_classes, hybrid=hybrid,
-            twin=twin, book_settings=book_settings,
+            twin=twin, book_settings=book_settings, initializes_itself=initializes_itself,
             description=description or (builder.__doc__ or "").strip().splitlines()[0])
         return builder
     return decorator

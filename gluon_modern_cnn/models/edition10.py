@@ -584,7 +584,7 @@ def _register(name, cls, kwargs, section, input_size):
     build.__qualname__ = build.__name__ = name
     # The section's training settings (book.SECTIONS["8.x"]), as 0.17's models use 7.x's.
     register_model(name, family=f"d2l10_{cls.__name__.lower()}", section=section,
-                   input_size=input_size, book_settings=section)(build)
+                   input_size=input_size, book_settings=section, initializes_itself=True)(build)
 
 
 for _name, (_cls, _kwargs, _section, _size) in EDITION10_MODELS.items():
