@@ -18,10 +18,10 @@ import threading
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence
 
-from . import distributed
+from .runtime import distributed
 from .checks import positive_float_arg, positive_int_arg
-from .files import OutputError, claim_run_folder, describe_os_error
-from .precision import PRECISIONS
+from .runtime.files import OutputError, claim_run_folder, describe_os_error
+from .training.precision import PRECISIONS
 
 __all__ = ["main", "build_parser", "command", "UsageError"]
 
@@ -45,7 +45,7 @@ _positive_int, _positive_float = positive_int_arg, positive_float_arg
 
 def _model_name(name: str) -> str:
     """Check a model name before data or devices load; a typo gets the closest names, not all."""
-    from .registry import list_models, model_info
+    from .models import list_models, model_info
     try:
         model_info(name)
     except ValueError:
@@ -108,7 +108,7 @@ def _add_list(subparsers) -> None:
 
 
 def _run_list(args) -> int:
-    from .registry import list_models, model_info
+    from .models import list_models, model_info
     names = list_models(args.pattern)
     if not names:
         raise UsageError(f"no registered model matches {args.pattern!r}")
@@ -142,8 +142,8 @@ def _add_summary(subparsers) -> None:
 
 def _run_summary(args) -> int:
     import mxnet as mx
-    from .registry import get_model, model_info
-    from .summary import format_summary, model_summary
+    from .models import get_model, model_info
+    from .tools.summary import format_summary, model_summary
     info = model_info(_model_name(args.model))
     size = args.size or info.input_size
     if size < info.min_input_size:
@@ -205,7 +205,7 @@ _RUN_SETTINGS = ("lr", "num_epochs", "batch_size", "resize", "hybridize", "subse
 
 
 def _run_train(args) -> int:
-    from .devices import parse_devices
+    from .runtime.devices import parse_devices
     if args.model is None and args.resume is None:
         raise UsageError("name the MODEL to train (see `gluon-modern-cnn list`), or continue a "
                          "run with --resume DIR")
@@ -255,8 +255,8 @@ def _run_train(args) -> int:
 
 def _train_or_resume(args, given, devices, kvstore, on_cluster):
     """The run, holding its folder for the whole of it (a second run into it is refused)."""
-    from .devices import parse_devices
-    from .experiment import prepare_output, resolve_settings, resume_training, train_model
+    from .runtime.devices import parse_devices
+    from .training.experiment import prepare_output, resolve_settings, resume_training, train_model
     if args.resume is not None:
         out = Path(args.resume)
         with claim_run_folder(out) if out.is_dir() else contextlib.nullcontext():
@@ -264,7 +264,7 @@ def _train_or_resume(args, given, devices, kvstore, on_cluster):
                                    data_root=args.data_root), out
     settings = resolve_settings(args.model, **{"seed": 0, **given})
     if settings.dtype == "bfloat16":  # refused before --overwrite replaces anything
-        from .precision import check_bfloat16_support
+        from .training.precision import check_bfloat16_support
         check_bfloat16_support(devices or parse_devices("auto"))
     if on_cluster:
         # Every worker has checked the arguments by now; connecting tells the rank, and only
@@ -281,7 +281,7 @@ def _train_or_resume(args, given, devices, kvstore, on_cluster):
 
 def _after_write_error(err: OSError, args) -> str:
     """A failed write, with what survives of the run and how to continue it."""
-    from .experiment import OUTPUT_FILES
+    from .training.experiment import OUTPUT_FILES
     folder = Path(args.resume or args.out or Path("runs") / args.model)
     checkpoint = folder / OUTPUT_FILES["checkpoint"]
     resume = f"gluon-modern-cnn train --resume {folder}"
@@ -323,8 +323,8 @@ def _add_evaluate(subparsers) -> None:
 
 
 def _run_evaluate(args) -> int:
-    from .devices import parse_devices
-    from .inference import evaluate_model
+    from .runtime.devices import parse_devices
+    from .training.inference import evaluate_model
     devices = parse_devices(args.device)
     accuracy, count = evaluate_model(_model_name(args.model), args.params,
                                      data_root=args.data_root, batch_size=args.batch_size,
@@ -349,8 +349,8 @@ def _add_predict(subparsers) -> None:
 
 
 def _run_predict(args) -> int:
-    from .devices import parse_devices
-    from .inference import predict_images
+    from .runtime.devices import parse_devices
+    from .training.inference import predict_images
     for prediction in predict_images(_model_name(args.model), args.params, args.images,
                                      resize=args.resize, device=parse_devices(args.device)[0],
                                      top=args.top):
@@ -381,9 +381,9 @@ def _add_export(subparsers) -> None:
 
 def _run_export(args) -> int:
     import mxnet as mx
-    from . import export
-    from .inference import load_trained
-    from .registry import model_info
+    from .tools import export
+    from .training.inference import load_trained
+    from .models import model_info
     name = _model_name(args.model)
     if args.format == "mxnet" and (args.opset is not None or args.dynamic_batch):
         raise UsageError("--opset and --dynamic-batch apply to --format onnx only")
@@ -423,7 +423,7 @@ def _add_devices(subparsers) -> None:
 
 
 def _run_devices(args) -> int:
-    from .devices import describe_devices
+    from .runtime.devices import describe_devices
     print(describe_devices())
     return 0
 
@@ -450,7 +450,7 @@ def _add_crosscheck(subparsers) -> None:
 
 
 def _run_crosscheck(args) -> int:
-    from .crosscheck import crosscheck, format_report
+    from .tools.crosscheck import crosscheck, format_report
     checks = crosscheck(args.section, edition=args.edition)
     print(format_report(checks))
     return 0 if all(c.ok for c in checks) else 1
@@ -480,8 +480,8 @@ def _add_reproduce(subparsers) -> None:
 
 
 def _run_reproduce(args) -> int:
-    from .devices import parse_devices
-    from .reproduce import reproduce
+    from .runtime.devices import parse_devices
+    from .training.reproduce import reproduce
     out = args.out or f"reproduction/{args.section}"
     results = reproduce(args.section, models=args.models, device=parse_devices(args.device),
                         data_root=args.data_root, out=out, num_epochs=args.epochs,

@@ -23,10 +23,10 @@ import mxnet as mx
 from mxnet import autograd, gluon, np, npx
 from mxnet.gluon import nn
 
-from . import plotting
+from .training import plotting
 from .data import FastImageLoader, FashionMNISTDataset, _book_loader, load_fashion_mnist_arrays
-from .devices import try_all_gpus
-from .training import Callback, History, fit
+from .runtime.devices import try_all_gpus
+from .training.loop import Callback, History, fit
 
 __all__ = ["add_to_class", "HyperParameters", "ProgressBoard", "Module", "DataModule",
            "FashionMNIST", "Trainer", "Classifier", "cpu", "gpu", "ALIASES"]

@@ -9,7 +9,7 @@ import pytest
 
 from gluon_modern_cnn import __version__, book, cli, data
 from gluon_modern_cnn.data import FastImageLoader
-from gluon_modern_cnn.experiment import resolve_settings, train_model
+from gluon_modern_cnn.training.experiment import resolve_settings, train_model
 from gluon_modern_cnn.registry import list_models
 
 

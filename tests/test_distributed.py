@@ -1,4 +1,4 @@
-"""Multi-machine training with MXNet's parameter server (``gluon_modern_cnn.distributed``).
+"""Multi-machine training with MXNet's parameter server (``gluon_modern_cnn.runtime.distributed``).
 
 Real ps-lite clusters on 127.0.0.1 (a scheduler, one server and two workers running
 ``tests/dist_worker.py``, or ``gluon-modern-cnn train --kvstore dist_sync`` started by
@@ -29,12 +29,13 @@ import mxnet as mx
 from mxnet import autograd, gluon
 
 import dist_worker
-from gluon_modern_cnn import cli, distributed
-from gluon_modern_cnn.distributed import (ClusterError, ClusterTimeout, Host, WorkerInfo,
+from gluon_modern_cnn import cli
+from gluon_modern_cnn.runtime import distributed
+from gluon_modern_cnn.runtime.distributed import (ClusterError, ClusterTimeout, Host, WorkerInfo,
                                           create_kvstore, is_chief, launch, launch_main,
                                           plan_cluster, read_hosts_file, shard_options,
                                           trainer_batch_size, worker_info)
-from gluon_modern_cnn.inference import evaluate_model
+from gluon_modern_cnn.training.inference import evaluate_model
 
 WORKER = Path(__file__).with_name("dist_worker.py")
 TAG = "GLUON_MODERN_CNN_TEST_CLUSTER"  # environment variable that marks a test's processes

@@ -284,7 +284,7 @@ def test_gradient_clipping_bounds_the_global_norm():
 
 
 def test_reproducing_a_1_0_section_hybridized_names_the_networks_without_a_twin(tmp_path):
-    from gluon_modern_cnn.reproduce import reproduce
+    from gluon_modern_cnn.training.reproduce import reproduce
     with pytest.raises(ValueError, match=r"d2l10_resnet18 \(the 1.0 edition's networks\) have "
                                          r"none: leave out --hybridize"):
         reproduce("8.6", hybridize=True, out=tmp_path / "run")

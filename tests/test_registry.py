@@ -7,7 +7,7 @@ import pytest
 from mxnet.gluon import nn
 
 import gluon_modern_cnn as gmc
-from gluon_modern_cnn import flops
+from gluon_modern_cnn.tools import flops
 
 PACKAGE = Path(gmc.__file__).resolve().parent
 ALL_MODELS = gmc.list_models()
@@ -56,7 +56,7 @@ def test_twin_bookkeeping(name):
 # checks and the book's data; the registry imports no family; the FLOP counter no model class.
 
 #: What models/ may import from the rest of the package.
-MODELS_MAY_IMPORT = {"gluon_modern_cnn._compat", "gluon_modern_cnn.book", "gluon_modern_cnn.checks"}
+MODELS_MAY_IMPORT = {"gluon_modern_cnn.runtime.compat", "gluon_modern_cnn.book", "gluon_modern_cnn.checks"}
 
 
 def _package_imports(path: Path):
@@ -88,9 +88,9 @@ def _is_module(dotted: str) -> bool:
 
 def test_import_parser_sees_relative_and_lazy_imports(tmp_path):
     assert set(_package_imports(PACKAGE / "models" / "_registry.py")) == {
-        "gluon_modern_cnn.book", "gluon_modern_cnn._compat", "gluon_modern_cnn.checks",
+        "gluon_modern_cnn.book", "gluon_modern_cnn.runtime.compat", "gluon_modern_cnn.checks",
         "gluon_modern_cnn.models._shapes"}
-    assert "gluon_modern_cnn.book" in set(_package_imports(PACKAGE / "summary.py"))
+    assert "gluon_modern_cnn.book" in set(_package_imports(PACKAGE / "tools" / "summary.py"))
     assert "gluon_modern_cnn.models" in set(_package_imports(PACKAGE / "__init__.py"))
 
 
@@ -111,7 +111,7 @@ def test_models_import_nothing_above_them(path):
 def test_registry_and_flops_import_no_model_family():
     lower = {"gluon_modern_cnn.models._shapes", "gluon_modern_cnn.models._registry"}
     for path in (PACKAGE / "models" / "_registry.py", PACKAGE / "models" / "_shapes.py",
-                 PACKAGE / "flops.py"):
+                 PACKAGE / "tools" / "flops.py"):
         families = {m for m in _package_imports(path)
                     if m.startswith("gluon_modern_cnn.models") and m not in lower}
         assert not families, f"{path.name} imports {sorted(families)}"

@@ -29,9 +29,11 @@ import mxnet as mx
 import numpy as onp
 from mxnet import gluon, npx
 
-from ._compat import mxnet_error_summary
-from .files import atomic_write, remove_stale_temporaries
-from .training import History
+from ..runtime.compat import mxnet_error_summary
+from ..runtime.files import atomic_write, remove_stale_temporaries
+from ..runtime.mxnet_internals import (has_data, has_default_storage, parameters_by_name,
+                                        trainer_parameters, waits_for_deferred_init)
+from .loop import History
 
 __all__ = ["array_states", "network_state", "save_parameters", "load_parameters", "atomic_write",
            "CheckpointError", "Checkpoint", "save_checkpoint", "load_checkpoint",
@@ -75,8 +77,8 @@ def array_states(net: gluon.Block) -> Dict[str, Tuple[gluon.Block, str]]:
 
 def _parameter_arrays(net: gluon.Block) -> Dict[str, mx.np.ndarray]:
     arrays = {}
-    for name, param in net._collect_params_with_prefix().items():
-        if param._data is None and param._deferred_init:
+    for name, param in parameters_by_name(net).items():
+        if waits_for_deferred_init(param):
             raise CheckpointError(f"parameter {name} is not initialized yet (its shape is inferred "
                                   "at the first forward pass); run the network once before saving")
         arrays[name] = param.data(param.list_ctx()[0]).copyto(mx.cpu())
@@ -154,7 +156,7 @@ def load_parameters(net: gluon.Block, path: PathLike, *, ctx=None,
 
 def _assign(net: gluon.Block, arrays: Dict[str, mx.np.ndarray], *, source: str, ctx,
             what: str) -> None:
-    params = net._collect_params_with_prefix()
+    params = parameters_by_name(net)
     states = {k: v for k, v in array_states(net).items() if k not in params}
     expected = set(params) | set(states)
     missing = sorted(n for n in params if n not in arrays)
@@ -195,12 +197,12 @@ def _shape_fits(shape, expected) -> bool:
 
 
 def _np(param) -> bool:
-    return param._stype == "default" and mx.util.is_np_array()
+    return has_default_storage(param) and mx.util.is_np_array()
 
 
 def _contexts(net: gluon.Block):
     for param in net.collect_params().values():
-        if param._data is not None:
+        if has_data(param):
             return param.list_ctx()
     return [mx.cpu()]
 
@@ -290,10 +292,10 @@ def save_checkpoint(path: PathLike, *, net: gluon.Block, trainer: gluon.Trainer,
 
 
 def _trainer_order(trainer: gluon.Trainer, net: gluon.Block) -> List[str]:
-    """Structural names of ``trainer``'s parameters in its order (``Trainer._params``: MXNet
+    """Structural names of ``trainer``'s parameters in its order (MXNet
     keeps optimizer states by position in it)."""
-    names = {id(param): name for name, param in net._collect_params_with_prefix().items()}
-    return [names.get(id(param), param.name) for param in trainer._params]
+    names = {id(param): name for name, param in parameters_by_name(net).items()}
+    return [names.get(id(param), param.name) for param in trainer_parameters(trainer)]
 
 
 def _first_difference(found: Sequence[str], expected: Sequence[str]) -> str:

@@ -18,7 +18,7 @@ generators too (not verified here: no GPU), but cuDNN may pick nondeterministic 
 only to floating-point noise unless ``MXNET_CUDNN_AUTOTUNE_DEFAULT=0`` and
 ``MXNET_ENFORCE_DETERMINISM=1`` are set; even uninterrupted GPU runs differ that much.
 
-On a parameter-server cluster (a ``dist_*`` kvstore, see :mod:`gluon_modern_cnn.distributed`)
+On a parameter-server cluster (a ``dist_*`` kvstore, see :mod:`gluon_modern_cnn.runtime.distributed`)
 every worker runs :func:`train_model` on its shard of the training images and only rank 0 writes;
 MXNet cannot save the optimizer state the servers hold, so rank 0 writes its weights and history
 after every epoch instead of a checkpoint, and such a run cannot be resumed.
@@ -36,17 +36,17 @@ from typing import Any, Iterable, List, Mapping, Optional, Sequence, Union
 
 import mxnet as mx
 
-from . import distributed
-from .checks import check_positive
+from ..checks import check_positive
+from ..data import IMAGE_SIZE, FastImageLoader, load_data_fashion_mnist, resolve_data_root
+from ..data import fashion_mnist_loader as data_loader
+from ..models import get_model, model_info
+from ..runtime import distributed
+from ..runtime.devices import parse_devices, try_gpu
+from ..runtime.files import claim_run_folder
 from .checkpoint import (Checkpoint, CheckpointError, atomic_write, load_checkpoint,
                          remove_stale_temporaries, save_checkpoint, save_parameters)
-from .data import (IMAGE_SIZE, FastImageLoader, load_data_fashion_mnist,
-                   load_fashion_mnist_arrays, resolve_data_root)
-from .devices import parse_devices, try_gpu
-from .files import claim_run_folder
-from .registry import get_model, model_info
-from .training import (AnimatorCallback, Callback, History, book_animator, fit, model_title,
-                       print_result)
+from .loop import (AnimatorCallback, Callback, History, book_animator, fit, model_title,
+                   print_result)
 
 __all__ = ["RunSettings", "TrainOutcome", "resolve_settings", "default_resize", "train_model",
            "resume_training", "prepare_output", "fashion_mnist_loader",
@@ -179,14 +179,9 @@ def fashion_mnist_loader(train: bool, *, batch_size: int, resize: Optional[int] 
                          shard_index: int = 0) -> FastImageLoader:
     """The fast Fashion-MNIST loader of one split (the training split shuffled), optionally on
     its first ``subset`` images only, and on a cluster worker's shard of them
-    (:func:`distributed.shard_options`)."""
-    images, labels = load_fashion_mnist_arrays(train, root=data_root)
-    if train and subset is not None and subset > len(images):
-        raise ValueError(f"subset={subset} is more than the {len(images)} training images; give "
-                         f"at most {len(images)}, or leave it out to use them all")
-    return FastImageLoader(images[:subset], labels[:subset], batch_size, resize=resize,
-                           shuffle=train, seed=seed, num_shards=num_shards,
-                           shard_index=shard_index)
+    (:func:`distributed.shard_options`): :func:`data.fashion_mnist_loader` with ``fast=True``."""
+    return data_loader(train, batch_size, resize, fast=True, root=data_root, subset=subset,
+                       seed=seed, num_shards=num_shards, shard_index=shard_index)
 
 
 def _fashion_mnist(settings: RunSettings, data_root, shards: Mapping[str, int]):

@@ -15,12 +15,12 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import mxnet as mx
 
-from . import book
+from .. import book
 from .checkpoint import atomic_write
 from .experiment import prepare_output, resolve_settings, train_model
-from .files import claim_run_folder
-from .machine import machine_info, machine_summary
-from .registry import model_info
+from ..runtime.files import claim_run_folder
+from ..runtime.machine import machine_info, machine_summary
+from ..models import model_info
 
 __all__ = ["reproduce", "section_settings", "format_results", "compare_with_book"]
 
