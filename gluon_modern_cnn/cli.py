@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import difflib
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -23,7 +24,7 @@ from .checks import positive_float_arg, positive_int_arg
 from .runtime.files import OutputError, claim_run_folder, describe_os_error
 from .training.precision import PRECISIONS
 
-__all__ = ["main", "build_parser", "command", "UsageError"]
+__all__ = ["main", "launch_main", "build_parser", "command", "UsageError"]
 
 _COMMANDS: Dict[str, Callable[[argparse._SubParsersAction], None]] = {}
 
@@ -293,18 +294,96 @@ def _after_write_error(err: OSError, args) -> str:
     return f"{err}. Nothing was trained yet; once that is fixed, run the same command again"
 
 
+_LAUNCH_DESCRIPTION = ("Start COMMAND as MXNet's ps-lite cluster: a scheduler, S servers and W "
+                       "workers, on this machine or over ssh on the hosts of a hosts file, "
+                       "forward their output, and stop every process as soon as one fails "
+                       "(naming a failed worker by its kvstore rank).")
+
+
 @command("launch")
 def _add_launch(subparsers) -> None:
     p = subparsers.add_parser(
         "launch", help="run a command as a parameter-server cluster (here or over ssh)",
-        description="Start COMMAND as MXNet's ps-lite cluster: a scheduler, S servers and W "
-                    "workers, on this machine or over ssh on the hosts of a hosts file, forward "
-                    "their output, and stop every process as soon as one fails (naming a failed "
-                    "worker by its kvstore rank). Example: gluon-modern-cnn launch -n 2 -- "
+        description=_LAUNCH_DESCRIPTION + " Example: gluon-modern-cnn launch -n 2 -- "
                     "gluon-modern-cnn train lenet_bn --kvstore dist_sync. See "
                     "docs/distributed.md.")
-    distributed.add_launch_arguments(p)
-    p.set_defaults(func=distributed.run_launch)
+    _add_launch_arguments(p)
+    p.set_defaults(func=_run_launch)
+
+
+def _add_launch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``launch`` options to ``parser`` (the subcommand's or :func:`launch_main`'s)."""
+    parser.add_argument("-n", "--num-workers", type=int, required=True, metavar="W",
+                        help="number of workers")
+    parser.add_argument("-s", "--num-servers", type=int, default=1, metavar="S",
+                        help="number of parameter servers (default 1)")
+    parser.add_argument("-H", "--hosts", metavar="FILE",
+                        help="hosts file, one [user@]hostname per line (# comments); runs servers "
+                             "and workers over ssh. Without it the cluster runs on this machine")
+    parser.add_argument("--scheduler", choices=("local", "first-host"), default="local",
+                        help="with --hosts: run the scheduler on this machine (default) or on the "
+                             "first host")
+    parser.add_argument("--scheduler-host", metavar="IP",
+                        help="with --hosts: the scheduler machine's IP address as the hosts reach "
+                             "it (default: found from the hosts)")
+    parser.add_argument("--port", type=int, help=f"scheduler port (default: a free port on this "
+                                                 f"machine, {distributed.DEFAULT_PORT} with --hosts)")
+    parser.add_argument("--env", action="append", default=[], metavar="VAR=VALUE",
+                        help="extra environment variable for every process (repeatable), e.g. "
+                             "PS_VERBOSE=1 or DMLC_INTERFACE=eth0")
+    parser.add_argument("--workdir", metavar="DIR",
+                        help="directory the command runs in (default: the current one; with "
+                             "--hosts it must exist on every host)")
+    parser.add_argument("--ssh-options", default="", metavar="'OPTS'",
+                        help="extra ssh options as one string, e.g. '-i ~/.ssh/cluster -p 2222'")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="stop the cluster and fail after this long (default: no limit)")
+    parser.add_argument("--stall-timeout", type=float, default=distributed.DEFAULT_STALL_TIMEOUT,
+                        metavar="SECONDS",
+                        help=f"fail when a worker on this machine is stopped or uses no CPU for "
+                             f"this long (default {distributed.DEFAULT_STALL_TIMEOUT:g}; 0: never)")
+    parser.add_argument("--independent", action="store_true",
+                        help="let every process train on its own (`train` without a dist_* "
+                             "kvstore); without it such a command is refused")
+    parser.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
+                        help="how long processes get to exit before SIGKILL (default 10)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the exact command of every process and start nothing")
+    # dest "program": the CLI keeps the subcommand's name in args.command.
+    parser.add_argument("program", nargs=argparse.REMAINDER, metavar="COMMAND",
+                        help="the program every process runs, after --, e.g. "
+                             "-- python train.py --kvstore dist_sync")
+    return parser
+
+
+def _run_launch(args) -> int:
+    command = args.program[1:] if args.program[:1] == ["--"] else args.program
+    env = {}
+    for item in args.env:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--env takes VAR=VALUE, got {item!r}")
+        env[name] = value
+    try:
+        ssh_options = shlex.split(args.ssh_options)
+    except ValueError as err:
+        raise UsageError(f"--ssh-options {args.ssh_options!r}: {err}") from None
+    return distributed.run_cluster(
+        command, num_workers=args.num_workers, num_servers=args.num_servers,
+        hosts_file=args.hosts, scheduler=args.scheduler, scheduler_host=args.scheduler_host,
+        port=args.port, env=env, independent=args.independent, workdir=args.workdir,
+        ssh_options=ssh_options, timeout=args.timeout, grace=args.grace,
+        stall_timeout=args.stall_timeout, dry_run=args.dry_run)
+
+
+def launch_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m gluon_modern_cnn.distributed [options] -- COMMAND``: the ``launch`` command
+    under the launcher's own name; returns the exit status."""
+    parser = _add_launch_arguments(argparse.ArgumentParser(
+        prog="python -m gluon_modern_cnn.distributed",
+        description=_LAUNCH_DESCRIPTION +
+        " The same as `gluon-modern-cnn launch`."))
+    return _run_reporting_errors(_run_launch, parser.parse_args(argv), parser.prog)
 
 
 @command("evaluate")
@@ -520,9 +599,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command is None:  # no command: what a user typing the bare name wants is the help
         parser.print_help()
         return 0
+    return _run_reporting_errors(args.func, args, f"{parser.prog} {args.command}")
+
+
+def _run_reporting_errors(run: Callable[[argparse.Namespace], int], args: argparse.Namespace,
+                          name: str) -> int:
+    """``run(args)``, with every error a user can fix printed as ``NAME: error: ...`` (exit
+    status 2) and an interruption as ``NAME: interrupted`` (130, or 143 after SIGTERM)."""
     previous = _stop_on_sigterm()
     try:
-        return args.func(args)
+        return run(args)
     except (UsageError, ValueError, OSError, FloatingPointError, MemoryError) as err:
         # OSError: files and folders (disk full, read-only, no permission, a folder where a file
         # should be, a busy run folder); FloatingPointError: training diverged.
@@ -533,10 +619,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if isinstance(err, OSError) and not isinstance(err, OutputError) and err.filename \
                 and err.strerror:
             message = describe_os_error(err, err.filename, action="use")
-        print(f"{parser.prog} {args.command}: error: {message}", file=sys.stderr)
+        print(f"{name}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
-        print(f"{parser.prog} {args.command}: interrupted", file=sys.stderr)
+        # A reason beyond the signal itself (the launcher's "stopped the cluster") is shown.
+        detail = "" if str(err) in ("", "SIGTERM") else f": {err}"
+        print(f"{name}: interrupted{detail}", file=sys.stderr)
         return 143 if str(err) == "SIGTERM" else 130
     finally:
         if previous is not None:

@@ -5,5 +5,6 @@ import sys
 from .runtime import distributed
 
 if __name__ == "__main__":
-    sys.exit(distributed.launch_main())
+    from .cli import launch_main
+    sys.exit(launch_main())
 sys.modules[__name__] = distributed

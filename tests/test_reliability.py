@@ -164,7 +164,7 @@ def test_launch_refuses_workers_that_would_train_independently(tmp_path, monkeyp
         assert cli.main(["launch", "-n", "2", "--", *command]) == 2
         assert "every worker would train its own model into the same output folder" in _error(
             capsys)
-    assert distributed._trains_on_its_own(["gluon-modern-cnn", "train", "lenet_bn",
+    assert distributed.running._trains_on_its_own(["gluon-modern-cnn", "train", "lenet_bn",
                                            "--kvstore=dist_sync"]) is False
 
 
