@@ -22,6 +22,7 @@ from typing import Callable, Dict, Optional, Sequence
 from .runtime import distributed
 from .checks import positive_float_arg, positive_int_arg
 from .runtime.files import OutputError, claim_run_folder, describe_os_error
+from .training.experiment import DEFAULT_SEED
 from .training.precision import PRECISIONS
 
 __all__ = ["main", "launch_main", "build_parser", "command", "UsageError"]
@@ -185,7 +186,8 @@ def _add_train(subparsers) -> None:
                         "dense layers in bfloat16, weights, optimizer, batch norm statistics and "
                         "loss in float32 (CPUs with avx512_bf16 or amx_bf16; implies --hybridize)")
     p.add_argument("--seed", type=int, default=None,
-                   help="random seed of the initialization, shuffling and dropout (default 0)")
+                   help=f"random seed of the initialization, shuffling and dropout (default "
+                        f"{DEFAULT_SEED}; --resume keeps the run's)")
     _add_device(p, default=None)
     _add_data_root(p)
     p.add_argument("--out", default=None, metavar="DIR",
@@ -263,10 +265,11 @@ def _train_or_resume(args, given, devices, kvstore, on_cluster):
         with claim_run_folder(out) if out.is_dir() else contextlib.nullcontext():
             return resume_training(out, model=args.model, settings=given, device=devices,
                                    data_root=args.data_root), out
-    settings = resolve_settings(args.model, **{"seed": 0, **given})
+    settings = resolve_settings(args.model, **given)
+    devices = devices or parse_devices("auto")
     if settings.dtype == "bfloat16":  # refused before --overwrite replaces anything
         from .training.precision import check_bfloat16_support
-        check_bfloat16_support(devices or parse_devices("auto"))
+        check_bfloat16_support(devices)
     if on_cluster:
         # Every worker has checked the arguments by now; connecting tells the rank, and only
         # rank 0 writes. The kvstore lives until this worker is done.
@@ -276,8 +279,8 @@ def _train_or_resume(args, given, devices, kvstore, on_cluster):
     with claim_run_folder(out) if out is not None else contextlib.nullcontext():
         if out is not None:
             prepare_output(out, overwrite=args.overwrite)
-        return train_model(settings, device=devices or parse_devices("auto"),
-                           data_root=args.data_root, out=out, kvstore=kvstore), out
+        return train_model(settings, device=devices, data_root=args.data_root, out=out,
+                           kvstore=kvstore), out
 
 
 def _after_write_error(err: OSError, args) -> str:
@@ -552,7 +555,8 @@ def _add_reproduce(subparsers) -> None:
                    help="override the book's epochs")
     p.add_argument("--hybridize", action="store_true",
                    help="train the hybridizable twins, hybridized (same architecture, faster)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                   help=f"random seed (default {DEFAULT_SEED})")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the results of an earlier reproduction in --out")
     p.set_defaults(func=_run_reproduce)

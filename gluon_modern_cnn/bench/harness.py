@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 from ..runtime.compat import import_mxnet
 from ..checks import check_positive_int
+from ..training.experiment import DEFAULT_SEED
 from .stats import summarize
 
 __all__ = ["BenchConfig", "Network", "Prepared", "book_config", "fast_config", "chapter_models",
@@ -76,7 +77,7 @@ class BenchConfig:
     warmup: int = MIN_WARMUP
     repeats: int = MIN_REPEATS
     steps: Optional[int] = None
-    seed: int = 0
+    seed: int = DEFAULT_SEED
     data_root: Optional[str] = None
 
     def resolved(self) -> "BenchConfig":
