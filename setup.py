@@ -25,7 +25,7 @@ setup(
     install_requires=[
         # MXNet 1.9.1 is built against the numpy 1.x C API; numpy 2 breaks it. Not pinned lower than
         # 1.23.5 and not pinned exactly: Python 3.12 has no wheel older than 1.26, which the package's
-        # compatibility shim (gluon_modern_cnn/_compat.py) makes work.
+        # compatibility shim (gluon_modern_cnn/runtime/compat.py) makes work.
         "numpy>=1.23.5,<2",
         # Python 3.12 dropped distutils from the standard library; `import mxnet` still needs it.
         "setuptools",

@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     import gluon_modern_cnn  # noqa: F401
     from gluon_modern_cnn.bench import peers
     from gluon_modern_cnn.bench.records import append_records, read_records
-    from gluon_modern_cnn.precision import bfloat16_cpu_feature
+    from gluon_modern_cnn.training.precision import bfloat16_cpu_feature
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(peers.PEER_MODELS),
                         choices=peers.PEER_MODELS, metavar="MODEL")

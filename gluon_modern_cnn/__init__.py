@@ -10,7 +10,7 @@ for ``from d2l import mxnet as d2l`` in the chapter's cells, in the 0.17 edition
 ``load_data_fashion_mnist``) and in the 1.0 edition (``Classifier``, ``Trainer``, ``FashionMNIST``,
 ``add_to_class``, the models of chapter 8 and the small aliases such as ``randn``).
 """
-from ._compat import (activate_np, explain_array_mode_errors, import_mxnet, legacy_mode,
+from .runtime.compat import (activate_np, explain_array_mode_errors, import_mxnet, legacy_mode,
                       np_thread, restore_numpy_aliases)
 
 import_mxnet()
@@ -32,11 +32,11 @@ from .models import (InputSizeError, ModelInfo, get_model, list_models,  # noqa:
                      model_info, register_book_model, register_model)
 
 # The d2l helpers the chapter's cells call (devices, data, training, plotting).
-from .checkpoint import load_parameters, save_parameters  # noqa: E402
+from .training.checkpoint import load_parameters, save_parameters  # noqa: E402
 from .data import (get_dataloader_workers, get_fashion_mnist_labels,  # noqa: E402
                    load_data_fashion_mnist)
-from .devices import num_gpus, try_all_gpus, try_gpu  # noqa: E402
-from .plotting import Animator  # noqa: E402
+from .runtime.devices import num_gpus, try_all_gpus, try_gpu  # noqa: E402
+from .training.plotting import Animator  # noqa: E402
 from .training import (Accumulator, History, Timer, accuracy,  # noqa: E402
                        evaluate_accuracy_gpu, split_batch, train_ch5, train_ch5_with_history,
                        train_ch6, train_ch6_with_history, train_ch13,

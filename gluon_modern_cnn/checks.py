@@ -9,7 +9,10 @@ import argparse
 import math
 import numbers
 
-__all__ = ["check_positive", "check_positive_int", "positive_int_arg", "positive_float_arg"]
+import numpy
+
+__all__ = ["check_positive", "check_positive_int", "check_int", "check_strict_positive_int",
+           "check_bool", "describe_value", "positive_int_arg", "positive_float_arg"]
 
 
 def check_positive(value, name: str, *, integer: bool = True):
@@ -26,6 +29,32 @@ def check_positive(value, name: str, *, integer: bool = True):
 def check_positive_int(value, name: str) -> int:
     """:func:`check_positive` for integers."""
     return check_positive(value, name, integer=True)
+
+
+def describe_value(value) -> str:
+    """A value as an error message shows it: an array by its dtype and shape, else its type and repr."""
+    if isinstance(value, numpy.ndarray):
+        return f"a {value.dtype} array of shape {value.shape}"
+    return f"{type(value).__name__} {value!r}"
+
+
+def check_int(value, name: str) -> int:
+    """``value`` as an ``int``, or a ``TypeError`` naming ``name`` when it is not an integer (a
+    bool is not one)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {describe_value(value)}")
+    return int(value)
+
+
+def check_strict_positive_int(value, name: str) -> int:
+    """:func:`check_positive_int` with a ``TypeError`` for a value that is not an integer."""
+    return int(check_positive_int(check_int(value, name), name))
+
+
+def check_bool(value, name: str) -> None:
+    """A ``TypeError`` naming ``name`` unless ``value`` is ``True`` or ``False`` (numpy's too)."""
+    if not isinstance(value, (bool, numpy.bool_)):
+        raise TypeError(f"{name} must be True or False, got {describe_value(value)}")
 
 
 def _argument(text: str, parse, integer: bool):

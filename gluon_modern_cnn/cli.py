@@ -12,18 +12,20 @@ import argparse
 import contextlib
 import difflib
 import os
+import shlex
 import signal
 import sys
 import threading
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence
 
-from . import distributed
+from .runtime import distributed
 from .checks import positive_float_arg, positive_int_arg
-from .files import OutputError, claim_run_folder, describe_os_error
-from .precision import PRECISIONS
+from .runtime.files import OutputError, claim_run_folder, describe_os_error
+from .training.experiment import DEFAULT_SEED
+from .training.precision import PRECISIONS
 
-__all__ = ["main", "build_parser", "command", "UsageError"]
+__all__ = ["main", "launch_main", "build_parser", "command", "UsageError"]
 
 _COMMANDS: Dict[str, Callable[[argparse._SubParsersAction], None]] = {}
 
@@ -45,7 +47,7 @@ _positive_int, _positive_float = positive_int_arg, positive_float_arg
 
 def _model_name(name: str) -> str:
     """Check a model name before data or devices load; a typo gets the closest names, not all."""
-    from .registry import list_models, model_info
+    from .models import list_models, model_info
     try:
         model_info(name)
     except ValueError:
@@ -108,7 +110,7 @@ def _add_list(subparsers) -> None:
 
 
 def _run_list(args) -> int:
-    from .registry import list_models, model_info
+    from .models import list_models, model_info
     names = list_models(args.pattern)
     if not names:
         raise UsageError(f"no registered model matches {args.pattern!r}")
@@ -142,8 +144,8 @@ def _add_summary(subparsers) -> None:
 
 def _run_summary(args) -> int:
     import mxnet as mx
-    from .registry import get_model, model_info
-    from .summary import format_summary, model_summary
+    from .models import get_model, model_info
+    from .tools.summary import format_summary, model_summary
     info = model_info(_model_name(args.model))
     size = args.size or info.input_size
     if size < info.min_input_size:
@@ -184,7 +186,8 @@ def _add_train(subparsers) -> None:
                         "dense layers in bfloat16, weights, optimizer, batch norm statistics and "
                         "loss in float32 (CPUs with avx512_bf16 or amx_bf16; implies --hybridize)")
     p.add_argument("--seed", type=int, default=None,
-                   help="random seed of the initialization, shuffling and dropout (default 0)")
+                   help=f"random seed of the initialization, shuffling and dropout (default "
+                        f"{DEFAULT_SEED}; --resume keeps the run's)")
     _add_device(p, default=None)
     _add_data_root(p)
     p.add_argument("--out", default=None, metavar="DIR",
@@ -205,7 +208,7 @@ _RUN_SETTINGS = ("lr", "num_epochs", "batch_size", "resize", "hybridize", "subse
 
 
 def _run_train(args) -> int:
-    from .devices import parse_devices
+    from .runtime.devices import parse_devices
     if args.model is None and args.resume is None:
         raise UsageError("name the MODEL to train (see `gluon-modern-cnn list`), or continue a "
                          "run with --resume DIR")
@@ -255,17 +258,18 @@ def _run_train(args) -> int:
 
 def _train_or_resume(args, given, devices, kvstore, on_cluster):
     """The run, holding its folder for the whole of it (a second run into it is refused)."""
-    from .devices import parse_devices
-    from .experiment import prepare_output, resolve_settings, resume_training, train_model
+    from .runtime.devices import parse_devices
+    from .training.experiment import prepare_output, resolve_settings, resume_training, train_model
     if args.resume is not None:
         out = Path(args.resume)
         with claim_run_folder(out) if out.is_dir() else contextlib.nullcontext():
             return resume_training(out, model=args.model, settings=given, device=devices,
                                    data_root=args.data_root), out
-    settings = resolve_settings(args.model, **{"seed": 0, **given})
+    settings = resolve_settings(args.model, **given)
+    devices = devices or parse_devices("auto")
     if settings.dtype == "bfloat16":  # refused before --overwrite replaces anything
-        from .precision import check_bfloat16_support
-        check_bfloat16_support(devices or parse_devices("auto"))
+        from .training.precision import check_bfloat16_support
+        check_bfloat16_support(devices)
     if on_cluster:
         # Every worker has checked the arguments by now; connecting tells the rank, and only
         # rank 0 writes. The kvstore lives until this worker is done.
@@ -275,13 +279,13 @@ def _train_or_resume(args, given, devices, kvstore, on_cluster):
     with claim_run_folder(out) if out is not None else contextlib.nullcontext():
         if out is not None:
             prepare_output(out, overwrite=args.overwrite)
-        return train_model(settings, device=devices or parse_devices("auto"),
-                           data_root=args.data_root, out=out, kvstore=kvstore), out
+        return train_model(settings, device=devices, data_root=args.data_root, out=out,
+                           kvstore=kvstore), out
 
 
 def _after_write_error(err: OSError, args) -> str:
     """A failed write, with what survives of the run and how to continue it."""
-    from .experiment import OUTPUT_FILES
+    from .training.experiment import OUTPUT_FILES
     folder = Path(args.resume or args.out or Path("runs") / args.model)
     checkpoint = folder / OUTPUT_FILES["checkpoint"]
     resume = f"gluon-modern-cnn train --resume {folder}"
@@ -293,18 +297,96 @@ def _after_write_error(err: OSError, args) -> str:
     return f"{err}. Nothing was trained yet; once that is fixed, run the same command again"
 
 
+_LAUNCH_DESCRIPTION = ("Start COMMAND as MXNet's ps-lite cluster: a scheduler, S servers and W "
+                       "workers, on this machine or over ssh on the hosts of a hosts file, "
+                       "forward their output, and stop every process as soon as one fails "
+                       "(naming a failed worker by its kvstore rank).")
+
+
 @command("launch")
 def _add_launch(subparsers) -> None:
     p = subparsers.add_parser(
         "launch", help="run a command as a parameter-server cluster (here or over ssh)",
-        description="Start COMMAND as MXNet's ps-lite cluster: a scheduler, S servers and W "
-                    "workers, on this machine or over ssh on the hosts of a hosts file, forward "
-                    "their output, and stop every process as soon as one fails (naming a failed "
-                    "worker by its kvstore rank). Example: gluon-modern-cnn launch -n 2 -- "
+        description=_LAUNCH_DESCRIPTION + " Example: gluon-modern-cnn launch -n 2 -- "
                     "gluon-modern-cnn train lenet_bn --kvstore dist_sync. See "
                     "docs/distributed.md.")
-    distributed.add_launch_arguments(p)
-    p.set_defaults(func=distributed.run_launch)
+    _add_launch_arguments(p)
+    p.set_defaults(func=_run_launch)
+
+
+def _add_launch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``launch`` options to ``parser`` (the subcommand's or :func:`launch_main`'s)."""
+    parser.add_argument("-n", "--num-workers", type=int, required=True, metavar="W",
+                        help="number of workers")
+    parser.add_argument("-s", "--num-servers", type=int, default=1, metavar="S",
+                        help="number of parameter servers (default 1)")
+    parser.add_argument("-H", "--hosts", metavar="FILE",
+                        help="hosts file, one [user@]hostname per line (# comments); runs servers "
+                             "and workers over ssh. Without it the cluster runs on this machine")
+    parser.add_argument("--scheduler", choices=("local", "first-host"), default="local",
+                        help="with --hosts: run the scheduler on this machine (default) or on the "
+                             "first host")
+    parser.add_argument("--scheduler-host", metavar="IP",
+                        help="with --hosts: the scheduler machine's IP address as the hosts reach "
+                             "it (default: found from the hosts)")
+    parser.add_argument("--port", type=int, help=f"scheduler port (default: a free port on this "
+                                                 f"machine, {distributed.DEFAULT_PORT} with --hosts)")
+    parser.add_argument("--env", action="append", default=[], metavar="VAR=VALUE",
+                        help="extra environment variable for every process (repeatable), e.g. "
+                             "PS_VERBOSE=1 or DMLC_INTERFACE=eth0")
+    parser.add_argument("--workdir", metavar="DIR",
+                        help="directory the command runs in (default: the current one; with "
+                             "--hosts it must exist on every host)")
+    parser.add_argument("--ssh-options", default="", metavar="'OPTS'",
+                        help="extra ssh options as one string, e.g. '-i ~/.ssh/cluster -p 2222'")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="stop the cluster and fail after this long (default: no limit)")
+    parser.add_argument("--stall-timeout", type=float, default=distributed.DEFAULT_STALL_TIMEOUT,
+                        metavar="SECONDS",
+                        help=f"fail when a worker on this machine is stopped or uses no CPU for "
+                             f"this long (default {distributed.DEFAULT_STALL_TIMEOUT:g}; 0: never)")
+    parser.add_argument("--independent", action="store_true",
+                        help="let every process train on its own (`train` without a dist_* "
+                             "kvstore); without it such a command is refused")
+    parser.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
+                        help="how long processes get to exit before SIGKILL (default 10)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the exact command of every process and start nothing")
+    # dest "program": the CLI keeps the subcommand's name in args.command.
+    parser.add_argument("program", nargs=argparse.REMAINDER, metavar="COMMAND",
+                        help="the program every process runs, after --, e.g. "
+                             "-- python train.py --kvstore dist_sync")
+    return parser
+
+
+def _run_launch(args) -> int:
+    command = args.program[1:] if args.program[:1] == ["--"] else args.program
+    env = {}
+    for item in args.env:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--env takes VAR=VALUE, got {item!r}")
+        env[name] = value
+    try:
+        ssh_options = shlex.split(args.ssh_options)
+    except ValueError as err:
+        raise UsageError(f"--ssh-options {args.ssh_options!r}: {err}") from None
+    return distributed.run_cluster(
+        command, num_workers=args.num_workers, num_servers=args.num_servers,
+        hosts_file=args.hosts, scheduler=args.scheduler, scheduler_host=args.scheduler_host,
+        port=args.port, env=env, independent=args.independent, workdir=args.workdir,
+        ssh_options=ssh_options, timeout=args.timeout, grace=args.grace,
+        stall_timeout=args.stall_timeout, dry_run=args.dry_run)
+
+
+def launch_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m gluon_modern_cnn.distributed [options] -- COMMAND``: the ``launch`` command
+    under the launcher's own name; returns the exit status."""
+    parser = _add_launch_arguments(argparse.ArgumentParser(
+        prog="python -m gluon_modern_cnn.distributed",
+        description=_LAUNCH_DESCRIPTION +
+        " The same as `gluon-modern-cnn launch`."))
+    return _run_reporting_errors(_run_launch, parser.parse_args(argv), parser.prog)
 
 
 @command("evaluate")
@@ -323,8 +405,8 @@ def _add_evaluate(subparsers) -> None:
 
 
 def _run_evaluate(args) -> int:
-    from .devices import parse_devices
-    from .inference import evaluate_model
+    from .runtime.devices import parse_devices
+    from .training.inference import evaluate_model
     devices = parse_devices(args.device)
     accuracy, count = evaluate_model(_model_name(args.model), args.params,
                                      data_root=args.data_root, batch_size=args.batch_size,
@@ -349,8 +431,8 @@ def _add_predict(subparsers) -> None:
 
 
 def _run_predict(args) -> int:
-    from .devices import parse_devices
-    from .inference import predict_images
+    from .runtime.devices import parse_devices
+    from .training.inference import predict_images
     for prediction in predict_images(_model_name(args.model), args.params, args.images,
                                      resize=args.resize, device=parse_devices(args.device)[0],
                                      top=args.top):
@@ -381,9 +463,9 @@ def _add_export(subparsers) -> None:
 
 def _run_export(args) -> int:
     import mxnet as mx
-    from . import export
-    from .inference import load_trained
-    from .registry import model_info
+    from .tools import export
+    from .training.inference import load_trained
+    from .models import model_info
     name = _model_name(args.model)
     if args.format == "mxnet" and (args.opset is not None or args.dynamic_batch):
         raise UsageError("--opset and --dynamic-batch apply to --format onnx only")
@@ -423,7 +505,7 @@ def _add_devices(subparsers) -> None:
 
 
 def _run_devices(args) -> int:
-    from .devices import describe_devices
+    from .runtime.devices import describe_devices
     print(describe_devices())
     return 0
 
@@ -450,7 +532,7 @@ def _add_crosscheck(subparsers) -> None:
 
 
 def _run_crosscheck(args) -> int:
-    from .crosscheck import crosscheck, format_report
+    from .tools.crosscheck import crosscheck, format_report
     checks = crosscheck(args.section, edition=args.edition)
     print(format_report(checks))
     return 0 if all(c.ok for c in checks) else 1
@@ -473,15 +555,16 @@ def _add_reproduce(subparsers) -> None:
                    help="override the book's epochs")
     p.add_argument("--hybridize", action="store_true",
                    help="train the hybridizable twins, hybridized (same architecture, faster)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                   help=f"random seed (default {DEFAULT_SEED})")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the results of an earlier reproduction in --out")
     p.set_defaults(func=_run_reproduce)
 
 
 def _run_reproduce(args) -> int:
-    from .devices import parse_devices
-    from .reproduce import reproduce
+    from .runtime.devices import parse_devices
+    from .training.reproduce import reproduce
     out = args.out or f"reproduction/{args.section}"
     results = reproduce(args.section, models=args.models, device=parse_devices(args.device),
                         data_root=args.data_root, out=out, num_epochs=args.epochs,
@@ -520,9 +603,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command is None:  # no command: what a user typing the bare name wants is the help
         parser.print_help()
         return 0
+    return _run_reporting_errors(args.func, args, f"{parser.prog} {args.command}")
+
+
+def _run_reporting_errors(run: Callable[[argparse.Namespace], int], args: argparse.Namespace,
+                          name: str) -> int:
+    """``run(args)``, with every error a user can fix printed as ``NAME: error: ...`` (exit
+    status 2) and an interruption as ``NAME: interrupted`` (130, or 143 after SIGTERM)."""
     previous = _stop_on_sigterm()
     try:
-        return args.func(args)
+        return run(args)
     except (UsageError, ValueError, OSError, FloatingPointError, MemoryError) as err:
         # OSError: files and folders (disk full, read-only, no permission, a folder where a file
         # should be, a busy run folder); FloatingPointError: training diverged.
@@ -533,10 +623,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if isinstance(err, OSError) and not isinstance(err, OutputError) and err.filename \
                 and err.strerror:
             message = describe_os_error(err, err.filename, action="use")
-        print(f"{parser.prog} {args.command}: error: {message}", file=sys.stderr)
+        print(f"{name}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
-        print(f"{parser.prog} {args.command}: interrupted", file=sys.stderr)
+        # A reason beyond the signal itself (the launcher's "stopped the cluster") is shown.
+        detail = "" if str(err) in ("", "SIGTERM") else f": {err}"
+        print(f"{name}: interrupted{detail}", file=sys.stderr)
         return 143 if str(err) == "SIGTERM" else 130
     finally:
         if previous is not None:

@@ -25,11 +25,11 @@ import mxnet as mx
 from mxnet import autograd, gluon, np, npx
 from mxnet.gluon import nn
 
-from . import plotting
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import FastImageLoader, FashionMNISTDataset, _book_loader, load_fashion_mnist_arrays
-from .devices import try_all_gpus
-from .training import Callback, History, _check_output_width, fit
+from .runtime.devices import try_all_gpus
+from .training import plotting
+from .training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .training.loop import Callback, History, _check_output_width, fit
 
 __all__ = ["add_to_class", "HyperParameters", "ProgressBoard", "Module", "DataModule",
            "FashionMNIST", "Trainer", "Classifier", "cpu", "gpu", "ALIASES"]

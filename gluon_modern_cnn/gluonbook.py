@@ -7,7 +7,7 @@ importing thread (``npx.reset_np()``), so the edition's ``nd.sqrt``, ``nd.relu``
 and Gluon layers fed ``nd`` arrays work as they did. MXNet keeps the setting per thread; call
 :func:`activate` in another thread that runs the edition's code. An array of the other kind
 reaching an operator raises one message naming the switch (see
-``gluon_modern_cnn._compat.explain_array_mode_errors``).
+``gluon_modern_cnn.runtime.compat.explain_array_mode_errors``).
 
 What the edition's cells call from ``gb``: :func:`try_gpu`, :func:`load_data_fashion_mnist`
 (``NDArray`` batches) and :func:`train_ch5`; its blocks are here as it wrote them:
@@ -17,9 +17,10 @@ edition's did).
 """
 from __future__ import annotations
 
-from . import _compat, data
-from .devices import try_gpu
-from .training import train_ch5
+from .runtime import compat as _compat
+from . import data
+from .runtime.devices import try_gpu
+from .training.loop import train_ch5
 
 mx = _compat.import_mxnet()
 from mxnet import autograd, init, nd  # noqa: E402

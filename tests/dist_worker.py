@@ -25,7 +25,7 @@ from typing import Dict
 import numpy
 
 import gluon_modern_cnn  # noqa: F401  (numpy aliases and set_np; servers stay inside its import)
-from gluon_modern_cnn import distributed
+from gluon_modern_cnn.runtime import distributed
 from gluon_modern_cnn.data import FastImageLoader, load_fashion_mnist_arrays
 from gluon_modern_cnn.models import lenet_bn
 from gluon_modern_cnn.training import Callback, fit

@@ -14,7 +14,7 @@ from mxnet.gluon import nn
 from gluon_modern_cnn.bench import command, harness, isolation, records, report, stats
 from gluon_modern_cnn.bench.harness import BenchConfig, book_config, fast_config
 from gluon_modern_cnn.bench.peak import measure_peak
-from gluon_modern_cnn.flops import count_flops, layer_costs
+from gluon_modern_cnn.tools.flops import count_flops, layer_costs
 from gluon_modern_cnn.models.resnet import HybridResidual
 from gluon_modern_cnn.registry import model_info
 

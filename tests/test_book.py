@@ -77,7 +77,7 @@ def test_training_run_falls_back_to_the_sections_trained_model():
     ("5.11", "lenet_bn_scratch", 5, 1.0), ("7.5", "lenet_bn_scratch", 10, 1.0),
     ("5.12", "gluonbook_resnet", 5, 0.05), ("7.6", "resnet18", 10, 0.05)])
 def test_reproduce_runs_each_sections_own_settings(key, model, epochs, lr):
-    from gluon_modern_cnn.reproduce import section_settings
+    from gluon_modern_cnn.training.reproduce import section_settings
     settings = section_settings(book.training_run(key, model), model)
     assert (settings.num_epochs, settings.lr, settings.batch_size) == (
         epochs, lr, book.training_run(key, model).hyperparameters.batch_size)

@@ -25,11 +25,12 @@ import pytest
 from mxnet import autograd, gluon
 
 from gluon_modern_cnn import cli
-from gluon_modern_cnn.checkpoint import (FAULT_ENV_VAR, CheckpointError, atomic_write,
-                                         load_checkpoint, load_parameters, network_state,
-                                         remove_stale_temporaries, save_checkpoint, _trainer_order,
-                                         save_parameters)
-from gluon_modern_cnn.experiment import OUTPUT_FILES, prepare_output, resolve_settings
+from gluon_modern_cnn.training.checkpoint import (FAULT_ENV_VAR, CheckpointError,
+                                                  _trainer_order, atomic_write, load_checkpoint,
+                                                  load_parameters, network_state,
+                                                  remove_stale_temporaries, save_checkpoint,
+                                                  save_parameters)
+from gluon_modern_cnn.training.experiment import OUTPUT_FILES, prepare_output, resolve_settings
 from gluon_modern_cnn.registry import get_model
 from gluon_modern_cnn.training import History
 from test_cli import finish, run, start  # the command-line runners

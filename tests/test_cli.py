@@ -25,12 +25,12 @@ from PIL import Image
 
 import gluon_modern_cnn  # noqa: F401  (numpy aliases, set_np)
 from gluon_modern_cnn import book, cli
-from gluon_modern_cnn.checkpoint import load_checkpoint, load_parameters
+from gluon_modern_cnn.training.checkpoint import load_checkpoint, load_parameters
 from gluon_modern_cnn.data import load_fashion_mnist_arrays
-from gluon_modern_cnn.devices import describe_devices
-from gluon_modern_cnn.experiment import OUTPUT_FILES, fashion_mnist_loader
-from gluon_modern_cnn.inference import load_trained
-from gluon_modern_cnn.flops import count_flops, count_parameters
+from gluon_modern_cnn.runtime.devices import describe_devices
+from gluon_modern_cnn.training.experiment import OUTPUT_FILES, fashion_mnist_loader
+from gluon_modern_cnn.training.inference import load_trained
+from gluon_modern_cnn.tools.flops import count_flops, count_parameters
 from gluon_modern_cnn.registry import get_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -312,7 +312,7 @@ def _trained_hybrid(trained):
 
 
 def test_export_mxnet_reloads_with_identical_outputs(trained, using_parameters):
-    from gluon_modern_cnn.export import load_mxnet
+    from gluon_modern_cnn.tools.export import load_mxnet
     result = using_parameters["export-mxnet"].check()
     prefix = trained[0].parent / "exported" / "lenet"
     assert result.lines == [f"wrote {prefix}-symbol.json", f"wrote {prefix}-0000.params"]
@@ -440,8 +440,8 @@ def test_unreadable_images_are_named(trained, content, message, capsys, tmp_path
 
 
 def test_export_of_the_scratch_batch_norm_lenet_goes_through_its_twin(tmp_path):
-    from gluon_modern_cnn.checkpoint import save_parameters
-    from gluon_modern_cnn.export import load_mxnet
+    from gluon_modern_cnn.training.checkpoint import save_parameters
+    from gluon_modern_cnn.tools.export import load_mxnet
     net = get_model("lenet_bn_scratch")
     net.initialize(mx.init.Xavier())
     x = mx.np.array(numpy.random.RandomState(0).uniform(size=(3, 1, 28, 28)).astype("float32"))

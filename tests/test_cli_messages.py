@@ -9,7 +9,7 @@ import pytest
 
 from gluon_modern_cnn import __version__, book, cli, data
 from gluon_modern_cnn.data import FastImageLoader
-from gluon_modern_cnn.experiment import resolve_settings, train_model
+from gluon_modern_cnn.training.experiment import resolve_settings, train_model
 from gluon_modern_cnn.registry import list_models
 
 
@@ -113,3 +113,23 @@ def test_crosscheck_accounts_for_every_section(capsys):
     assert out.count("the 1.0 edition's source keeps no printed output") == len(unchecked) - 2
     assert out.strip().endswith("sections match the book; nothing deterministic to check in "
                                 + ", ".join(unchecked))
+
+
+def test_one_seed_default_stated_by_the_help(capsys):
+    # The seed of a run that names none is decided in one place; every entry point uses it and
+    # `--help` says which it is.
+    import inspect
+
+    from gluon_modern_cnn.bench import BenchConfig
+    from gluon_modern_cnn.training.experiment import DEFAULT_SEED, RunSettings
+    from gluon_modern_cnn.training.reproduce import reproduce
+    assert resolve_settings("lenet_bn").seed == DEFAULT_SEED
+    assert RunSettings("lenet_bn", 1.0, 1, 1, None).seed == DEFAULT_SEED
+    assert BenchConfig("lenet_bn").seed == DEFAULT_SEED
+    assert inspect.signature(reproduce).parameters["seed"].default == DEFAULT_SEED
+    for command in ("train", "reproduce"):
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert f"(default {DEFAULT_SEED}" in text.split("--seed SEED", 1)[1]
+    assert cli.build_parser().parse_args(["reproduce", "7.5"]).seed == DEFAULT_SEED

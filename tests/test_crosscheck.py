@@ -2,7 +2,9 @@
 import pytest
 from mxnet.gluon import nn
 
-from gluon_modern_cnn import book, cli, crosscheck
+from gluon_modern_cnn import book, cli
+
+from gluon_modern_cnn.tools import crosscheck
 
 
 @pytest.mark.parametrize("key", list(crosscheck.REPLAYS))

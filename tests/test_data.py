@@ -133,7 +133,7 @@ def idx_images(count: int, pixels: bytes, magic: int = 0x803) -> bytes:
         "wrong-content", "not-gzip"])
 def test_a_broken_file_is_named_explained_and_left_untouched(linked_root, fashion_mnist_root,
                                                              monkeypatch, broken, message):
-    monkeypatch.setattr(data, "MIRRORS", ())  # a broken file must not trigger any download
+    monkeypatch.setattr(data.fashion_mnist, "MIRRORS", ())  # a broken file must not trigger any download
     real = plain_content(fashion_mnist_root, "t10k-images-idx3-ubyte")
     target = linked_root / "t10k-images-idx3-ubyte.gz"
     target.unlink()
@@ -148,7 +148,7 @@ def test_a_broken_file_is_named_explained_and_left_untouched(linked_root, fashio
 
 
 def test_a_broken_symlink_is_reported_not_downloaded_over(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "MIRRORS", ())
+    monkeypatch.setattr(data.fashion_mnist, "MIRRORS", ())
     link = tmp_path / "t10k-images-idx3-ubyte.gz"
     link.symlink_to(tmp_path / "gone.gz")
     with pytest.raises(FileNotFoundError, match=f"{link} is a broken symbolic link"):
@@ -213,7 +213,7 @@ def mirrors(monkeypatch):
     fake = FakeMirrors()
     monkeypatch.setenv("no_proxy", "127.0.0.1")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    monkeypatch.setattr(data, "MIRRORS", fake.templates())
+    monkeypatch.setattr(data.fashion_mnist, "MIRRORS", fake.templates())
     yield fake
     fake.close()
 
@@ -336,7 +336,7 @@ def test_root_argument_errors(tmp_path):
 
 def test_environment_variable_points_the_loaders_at_the_data(monkeypatch, fashion_mnist_root):
     monkeypatch.setenv("FASHION_MNIST_ROOT", str(fashion_mnist_root))
-    monkeypatch.setattr(data, "MIRRORS", ())
+    monkeypatch.setattr(data.fashion_mnist, "MIRRORS", ())
     assert len(data.FashionMNIST(train=False)) == 10000
 
 
@@ -374,7 +374,7 @@ def test_book_pipeline_worker_threads_each_have_their_own_transform(fashion_mnis
                                                                    monkeypatch):
     # A hybridized Compose called from two threads at once races while building its graph.
     users = {}
-    build = data._book_transform
+    build = data.pipelines._book_transform
 
     def recording_build(resize):
         trans = build(resize)
@@ -384,7 +384,7 @@ def test_book_pipeline_worker_threads_each_have_their_own_transform(fashion_mnis
             return trans(image)
         return call
 
-    monkeypatch.setattr(data, "_book_transform", recording_build)
+    monkeypatch.setattr(data.pipelines, "_book_transform", recording_build)
     _, test_iter = data.load_data_fashion_mnist(16, 96, root=fashion_mnist_root, num_workers=2)
     for i, _ in enumerate(test_iter):
         if i == 10:

@@ -10,8 +10,8 @@ import warnings
 import mxnet as mx
 import pytest
 
-from gluon_modern_cnn import devices
-from gluon_modern_cnn.devices import DriverProbe, GPU, GPUFallbackWarning, MXNetProbe
+from gluon_modern_cnn.runtime import devices
+from gluon_modern_cnn.runtime.devices import DriverProbe, GPU, GPUFallbackWarning, MXNetProbe
 
 GiB = 2**30
 H100 = GPU(0, "NVIDIA H100 80GB HBM3", (9, 0), 80 * GiB)
@@ -321,7 +321,7 @@ def test_real_machine_probe_is_cheap_and_silent(capsys):
 
 
 def test_importing_and_calling_try_gpu_prints_nothing():
-    code = ("import gluon_modern_cnn.devices as d\n"
+    code = ("import gluon_modern_cnn.runtime.devices as d\n"
             "def train(device=d.try_gpu()): pass\n")
     done = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
                           text=True, timeout=120)

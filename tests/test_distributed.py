@@ -1,4 +1,4 @@
-"""Multi-machine training with MXNet's parameter server (``gluon_modern_cnn.distributed``).
+"""Multi-machine training with MXNet's parameter server (``gluon_modern_cnn.runtime.distributed``).
 
 Real ps-lite clusters on 127.0.0.1 (a scheduler, one server and two workers running
 ``tests/dist_worker.py``, or ``gluon-modern-cnn train --kvstore dist_sync`` started by
@@ -29,12 +29,14 @@ import mxnet as mx
 from mxnet import autograd, gluon
 
 import dist_worker
-from gluon_modern_cnn import cli, distributed
-from gluon_modern_cnn.distributed import (ClusterError, ClusterTimeout, Host, WorkerInfo,
-                                          create_kvstore, is_chief, launch, launch_main,
-                                          plan_cluster, read_hosts_file, shard_options,
-                                          trainer_batch_size, worker_info)
-from gluon_modern_cnn.inference import evaluate_model
+from gluon_modern_cnn import cli
+from gluon_modern_cnn.cli import launch_main
+from gluon_modern_cnn.runtime import distributed
+from gluon_modern_cnn.runtime.distributed import (ClusterError, ClusterTimeout, Host, WorkerInfo,
+                                                  create_kvstore, is_chief, launch, plan_cluster,
+                                                  read_hosts_file, shard_options,
+                                                  trainer_batch_size, worker_info)
+from gluon_modern_cnn.training.inference import evaluate_model
 
 WORKER = Path(__file__).with_name("dist_worker.py")
 TAG = "GLUON_MODERN_CNN_TEST_CLUSTER"  # environment variable that marks a test's processes
@@ -220,7 +222,7 @@ def test_launch_trains_with_the_train_command_and_rank_0_alone_writes(tmp_path,
 
 
 def test_cluster_commands_refuse_what_cannot_work(tmp_path, capsys, monkeypatch):
-    for var in distributed._CLUSTER_VARS:
+    for var in distributed.worker._CLUSTER_VARS:
         monkeypatch.delenv(var, raising=False)
     assert cli.main(["train", "lenet_bn", "--kvstore", "dist_sync", "--out",
                      str(tmp_path / "run")]) == 2
@@ -308,7 +310,7 @@ if mode in ("exit-after-rank", "finish"):
         time.sleep(0.5)
         sys.exit(4)
 time.sleep(60)
-""".replace("RANK_LINE", repr(distributed._RANK_LINE))
+""".replace("RANK_LINE", repr(distributed.worker._RANK_LINE))
 
 
 def fake_plan(tmp_path: Path, mode: str, token: str):
@@ -354,7 +356,7 @@ def test_timeout_stops_a_hanging_cluster(tmp_path):
 
 
 def test_server_that_quits_early_fails_the_run(tmp_path, monkeypatch):
-    monkeypatch.setattr(distributed, "_PS_EXIT_TOLERANCE", 1.0)
+    monkeypatch.setattr(distributed.running, "_PS_EXIT_TOLERANCE", 1.0)
     err, seconds, _ = run_fake(tmp_path, "server-quits", timeout=30)
     assert isinstance(err, ClusterError) and err.process == "server 0"
     assert "workers were still running" in str(err) and seconds < 10
@@ -448,7 +450,7 @@ def test_remote_command_keeps_arguments_environment_and_pid(tmp_path):
                         num_workers=2, hosts=["127.0.0.1"], scheduler_host="127.0.0.1",
                         env={"NOTE": "x y;z"}, workdir=str(workdir))
     worker = plan.workers[1]
-    assert worker.argv[:-2] == ("ssh", *distributed._SSH_DEFAULTS)
+    assert worker.argv[:-2] == ("ssh", *distributed.layout._SSH_DEFAULTS)
     shell = subprocess.Popen(["sh", "-c", worker.argv[-1]], stdout=subprocess.PIPE, text=True)
     stdout, _ = shell.communicate(timeout=30)
     pid_line, result = stdout.splitlines()
@@ -528,7 +530,7 @@ def test_create_kvstore_checks_the_name_and_the_cluster(monkeypatch):
     with pytest.raises(ValueError, match="unknown kvstore 'dist'; choose one of local, device, "
                                          "dist_sync, dist_async, dist_sync_device"):
         create_kvstore("dist")
-    for var in distributed._CLUSTER_VARS:
+    for var in distributed.worker._CLUSTER_VARS:
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(ValueError,
                        match=r"needs a parameter-server cluster.*gluon-modern-cnn launch"):

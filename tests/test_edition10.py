@@ -12,7 +12,7 @@ from mxnet.gluon import nn
 
 import gluon_modern_cnn as d2l
 from gluon_modern_cnn import edition10
-from gluon_modern_cnn.checkpoint import CheckpointError, network_state
+from gluon_modern_cnn.training.checkpoint import CheckpointError, network_state
 from gluon_modern_cnn.models.edition10 import EDITION10_MODELS
 from gluon_modern_cnn.registry import model_info
 from gluon_modern_cnn.training import Callback
@@ -288,7 +288,7 @@ def test_gradient_clipping_bounds_the_global_norm():
 
 
 def test_reproducing_a_1_0_section_hybridized_names_the_networks_without_a_twin(tmp_path):
-    from gluon_modern_cnn.reproduce import reproduce
+    from gluon_modern_cnn.training.reproduce import reproduce
     with pytest.raises(ValueError, match=r"d2l10_resnet18 \(the 1.0 edition's networks\) have "
                                          r"none: leave out --hybridize"):
         reproduce("8.6", hybridize=True, out=tmp_path / "run")
@@ -358,7 +358,7 @@ def test_a_1_0_classifier_with_too_few_outputs_is_refused_before_training():
 def test_training_a_1_0_network_keeps_the_initialization_its_cell_gives_it():
     """The 1.0 batch-norm LeNets initialize with MXNet's default Uniform(0.07) (their cells call
     self.initialize()); reproduce 8.5 must not swap in train_ch6's Xavier."""
-    from gluon_modern_cnn.experiment import resolve_settings, train_model
+    from gluon_modern_cnn.training.experiment import resolve_settings, train_model
     assert model_info("d2l10_lenet_bn").initializes_itself
     assert not model_info("lenet_bn").initializes_itself
     data = _InMemoryData()

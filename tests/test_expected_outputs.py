@@ -27,7 +27,7 @@ import numpy as onp
 import pytest
 
 import gluon_modern_cnn as gmc
-from gluon_modern_cnn import flops
+from gluon_modern_cnn.tools import flops
 
 EXPECTED = Path(__file__).resolve().parent / "expected"
 ACCEPT = os.environ.get("GLUON_MODERN_CNN_ACCEPT") == "1"

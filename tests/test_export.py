@@ -23,7 +23,7 @@ import mxnet as mx
 from mxnet import autograd, init
 from mxnet.gluon import nn
 
-from gluon_modern_cnn.export import export_mxnet, export_onnx, load_mxnet
+from gluon_modern_cnn.tools.export import export_mxnet, export_onnx, load_mxnet
 from gluon_modern_cnn.registry import get_model, list_models, model_info
 
 HYBRID_MODELS = list_models("*_hybrid")
@@ -424,7 +424,7 @@ def test_missing_onnx_names_the_extra(tmp_path, monkeypatch):
 def test_converters_register_on_first_onnx_export_only(tmp_path):
     _onnxruntime()
     script = textwrap.dedent(f"""
-        import gluon_modern_cnn.export as export
+        import gluon_modern_cnn.tools.export as export
         from mxnet.gluon import nn
         from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
 

@@ -9,7 +9,7 @@ import numpy as onp
 
 import gluon_modern_cnn as d2l
 from gluon_modern_cnn.data import FastImageLoader
-from gluon_modern_cnn.experiment import resolve_settings, train_model
+from gluon_modern_cnn.training.experiment import resolve_settings, train_model
 
 SVG = "{http://www.w3.org/2000/svg}"
 

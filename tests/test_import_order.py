@@ -84,7 +84,7 @@ def test_after_an_earlier_import_of_mxnet_the_threads_note_says_what_mxnet_reall
         except AttributeError:
             pass
         import gluon_modern_cnn
-        from gluon_modern_cnn._compat import threads_setting
+        from gluon_modern_cnn.runtime.compat import threads_setting
         import mxnet as mx
         print(mx.base._LIB.omp_get_max_threads(), threads_setting())
         """)

@@ -8,7 +8,7 @@ from mxnet import autograd, gluon, np
 
 import gluon_modern_cnn as d2l
 from gluon_modern_cnn.data import FastImageLoader
-from gluon_modern_cnn.losses import LabelSmoothingSoftmaxCELoss
+from gluon_modern_cnn.training.losses import LabelSmoothingSoftmaxCELoss
 
 K = 5
 

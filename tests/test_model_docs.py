@@ -4,8 +4,8 @@ import pytest
 from mxnet import autograd, np
 
 import gluon_modern_cnn as gmc
-from gluon_modern_cnn import flops, model_docs, summary
-from gluon_modern_cnn.checkpoint import network_state
+from gluon_modern_cnn.tools import flops, model_docs, summary
+from gluon_modern_cnn.training.checkpoint import network_state
 from gluon_modern_cnn.models import GLUONCV_DIFFERENCES
 
 

@@ -18,7 +18,7 @@ from mxnet.gluon import nn
 
 from gluon_modern_cnn import book, cli, training
 from gluon_modern_cnn.data import FastImageLoader
-from gluon_modern_cnn.experiment import fashion_mnist_loader
+from gluon_modern_cnn.training.experiment import fashion_mnist_loader
 from gluon_modern_cnn.models import lenet_bn
 
 ONE, TWO = [mx.cpu(0)], [mx.cpu(0), mx.cpu(1)]

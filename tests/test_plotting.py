@@ -11,7 +11,7 @@ import matplotlib
 import matplotlib.image
 import pytest
 
-from gluon_modern_cnn.plotting import Animator
+from gluon_modern_cnn.training.plotting import Animator
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LEGEND = ["train loss", "train acc", "test acc"]
@@ -190,7 +190,7 @@ def run_python(code, tmp_path, env_path=None):
 def test_unwritten_points_are_written_at_exit_even_after_the_animator_is_dropped(tmp_path):
     run_python("""
         import gc
-        from gluon_modern_cnn.plotting import Animator
+        from gluon_modern_cnn.training.plotting import Animator
 
         def train():   # like train_ch6: the Animator is local and never flushed
             animator = Animator(legend=["a"], path="late.png", display=False, min_interval=3600)
@@ -216,7 +216,7 @@ def test_headless_use_imports_neither_ipython_nor_pyplot(tmp_path):
         import sys
         import matplotlib
         backend = matplotlib.rcParams._get_backend_or_none()
-        from gluon_modern_cnn.plotting import Animator
+        from gluon_modern_cnn.training.plotting import Animator
         with Animator(legend=["a"], path="curves.svg") as animator:
             animator.add(1, 0.5)
         assert "IPython" not in sys.modules, "IPython imported"

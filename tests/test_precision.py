@@ -1,4 +1,4 @@
-"""bfloat16 training of the hybridizable twins (``gluon_modern_cnn.precision``).
+"""bfloat16 training of the hybridizable twins (``gluon_modern_cnn.training.precision``).
 
 The graph checks run MXNet's type inference on the converted graphs, no kernel, so they run on any
 CPU. Training in bfloat16 needs ``avx512_bf16`` or ``amx_bf16``; where the CPU has neither, those
@@ -12,8 +12,8 @@ import numpy
 import pytest
 from mxnet import autograd, gluon, init
 
-from gluon_modern_cnn import precision
-from gluon_modern_cnn.precision import (ASSUME_BF16_ENV, BFloat16Unsupported,
+from gluon_modern_cnn.training import precision
+from gluon_modern_cnn.training.precision import (ASSUME_BF16_ENV, BFloat16Unsupported,
                                         bfloat16_cpu_feature, check_bfloat16_support,
                                         operator_dtypes, use_bfloat16)
 from gluon_modern_cnn.registry import get_model, list_models, model_info
@@ -133,7 +133,7 @@ def test_override_probes_the_kernels():
 
 def test_settings_and_bench_config_refuse_what_cannot_run():
     from gluon_modern_cnn.bench import BenchConfig
-    from gluon_modern_cnn.experiment import resolve_settings
+    from gluon_modern_cnn.training.experiment import resolve_settings
     with pytest.raises(ValueError, match="use 'lenet_bn_hybrid'"):
         resolve_settings("lenet_bn", dtype="bfloat16")
     with pytest.raises(ValueError, match="dtype must be one of float32, bfloat16"):

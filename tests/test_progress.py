@@ -85,7 +85,7 @@ def test_the_loop_underneath_shows_it_and_can_be_quiet(monkeypatch, capsys):
 
 def test_an_epoch_without_a_train_accuracy_shows_none_rather_than_nan():
     # The 1.0 edition's Trainer measures accuracy on the validation data only.
-    from gluon_modern_cnn.progress import format_epoch_line
+    from gluon_modern_cnn.training.progress import format_epoch_line
     from gluon_modern_cnn.training import EpochRecord
     record = EpochRecord(1, 0.5, float("nan"), 0.75, 100, 1.0, 2.0)
     assert format_epoch_line(record, 3) == "epoch 1/3: loss 0.500, test acc 0.750, 2.0 s"

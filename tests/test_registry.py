@@ -1,5 +1,6 @@
 """The registry over every registered model: ``num_classes`` sets the output width, the book/twin
-bookkeeping is consistent, and ``models/`` imports nothing above it (the registry no family)."""
+bookkeeping is consistent, and the package's layers import one way (``models/`` nothing above it,
+the registry no family, no import circle)."""
 import ast
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import pytest
 from mxnet.gluon import nn
 
 import gluon_modern_cnn as gmc
-from gluon_modern_cnn import flops
+from gluon_modern_cnn.tools import flops
 
 PACKAGE = Path(gmc.__file__).resolve().parent
 ALL_MODELS = gmc.list_models()
@@ -52,11 +53,13 @@ def test_twin_bookkeeping(name):
 
 
 # ---------------------------------------------------------------------------------------------
-# Import direction: models/ is the bottom layer above the MXNet compatibility shim, the argument
+# Import direction: models/ is the bottom layer above the MXNet compatibility layer, the argument
 # checks and the book's data; the registry imports no family; the FLOP counter no model class.
+# Every other file is in a layer (docs/architecture.md) and imports only the layers below it.
 
 #: What models/ may import from the rest of the package.
-MODELS_MAY_IMPORT = {"gluon_modern_cnn._compat", "gluon_modern_cnn.book", "gluon_modern_cnn.checks"}
+MODELS_MAY_IMPORT = {"gluon_modern_cnn.runtime.compat", "gluon_modern_cnn.runtime.mxnet_internals",
+                     "gluon_modern_cnn.book", "gluon_modern_cnn.checks"}
 
 
 def _package_imports(path: Path):
@@ -73,9 +76,10 @@ def _package_imports(path: Path):
                 base = base.rpartition(".")[0]
             base = f"{base}.{node.module}" if node.level and node.module else \
                 base if node.level else node.module
-            # `from . import book` imports a module; `from .x import name` a name of module x.
-            names = [f"{base}.{a.name}" if _is_module(f"{base}.{a.name}") else base
-                     for a in node.names]
+            # `from . import book` imports a module; `from .x import name` a name of module x;
+            # `from .. import __version__` only the version string of the package's root.
+            names = [f"{base}.{a.name}" if _is_module(f"{base}.{a.name}")
+                     or a.name == "__version__" else base for a in node.names]
         else:
             continue
         yield from (n for n in names if n.split(".")[0] == "gluon_modern_cnn")
@@ -88,9 +92,11 @@ def _is_module(dotted: str) -> bool:
 
 def test_import_parser_sees_relative_and_lazy_imports(tmp_path):
     assert set(_package_imports(PACKAGE / "models" / "_registry.py")) == {
-        "gluon_modern_cnn.book", "gluon_modern_cnn._compat", "gluon_modern_cnn.checks",
+        "gluon_modern_cnn.book", "gluon_modern_cnn.runtime.compat", "gluon_modern_cnn.checks",
         "gluon_modern_cnn.models._shapes"}
-    assert "gluon_modern_cnn.book" in set(_package_imports(PACKAGE / "summary.py"))
+    assert set(_package_imports(PACKAGE / "runtime" / "machine.py")) == {
+        "gluon_modern_cnn.__version__", "gluon_modern_cnn.runtime.devices"}
+    assert "gluon_modern_cnn.book" in set(_package_imports(PACKAGE / "tools" / "summary.py"))
     assert "gluon_modern_cnn.models" in set(_package_imports(PACKAGE / "__init__.py"))
 
 
@@ -108,10 +114,117 @@ def test_models_import_nothing_above_them(path):
     assert not above, f"models/{path.name} imports {sorted(above)}"
 
 
+#: The layers, bottom to top, by module prefix (docs/architecture.md). The bottom holds what every
+#: layer may read: the argument checks, the book's printed lines and settings, the version string.
+LAYERS = {
+    "bottom": ("gluon_modern_cnn.checks", "gluon_modern_cnn.book", "gluon_modern_cnn.__version__"),
+    "runtime": ("gluon_modern_cnn.runtime",),
+    "data": ("gluon_modern_cnn.data",),
+    "models": ("gluon_modern_cnn.models", "gluon_modern_cnn.registry"),
+    "training": ("gluon_modern_cnn.training",),
+    "tools": ("gluon_modern_cnn.tools", "gluon_modern_cnn.bench"),
+    # What a reader imports: the d2l namespace, the editions' APIs, the moved modules' old paths.
+    "reader": ("gluon_modern_cnn.edition10", "gluon_modern_cnn.gluonbook",
+               "gluon_modern_cnn.book_cells", "gluon_modern_cnn.losses",
+               "gluon_modern_cnn.precision", "gluon_modern_cnn.flops", "gluon_modern_cnn.export"),
+    # Entry points: the command line, and the old paths `python -m` runs.
+    "entry": ("gluon_modern_cnn.cli", "gluon_modern_cnn.__main__", "gluon_modern_cnn.distributed",
+              "gluon_modern_cnn.model_docs"),
+}
+#: What each layer may import besides itself.
+MAY_IMPORT = {
+    "bottom": set(),
+    "runtime": {"bottom"},
+    "data": {"bottom", "runtime"},
+    "models": {"bottom", "runtime"},
+    "training": {"bottom", "runtime", "data", "models"},
+    "tools": {"bottom", "runtime", "data", "models", "training"},
+    "reader": {"bottom", "runtime", "data", "models", "training", "tools"},
+    "entry": {"bottom", "runtime", "data", "models", "training", "tools", "reader"},
+}
+#: The one known exception: the 1.0 edition writes its networks (models/edition10.py) as
+#: subclasses of its d2l.Classifier (edition10.py), whose Module base owns a ProgressBoard and
+#: reports to a Trainer.
+EXCEPTIONS = {("gluon_modern_cnn.models.edition10", "gluon_modern_cnn.edition10")}
+PACKAGE_FILES = sorted(PACKAGE.rglob("*.py"))
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _layer(module: str) -> str:
+    if module == "gluon_modern_cnn":
+        return "reader"  # the d2l namespace
+    for layer, prefixes in LAYERS.items():
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return layer
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS (and docs/architecture.md)")
+
+
+def _runs_the_package_as_a_process(path: Path) -> bool:
+    """Whether ``path`` imports the package's root in its ``if __name__ == "__main__":`` block, as
+    a process's entry point does (for the numpy aliases and ``set_np``)."""
+    for node in ast.parse(path.read_text()).body:
+        test = getattr(node, "test", None)
+        if isinstance(node, ast.If) and isinstance(test, ast.Compare) \
+                and isinstance(test.left, ast.Name) and test.left.id == "__name__":
+            return any(isinstance(n, ast.Import) and any(a.name == "gluon_modern_cnn"
+                                                          for a in n.names)
+                       for n in ast.walk(node))
+    return False
+
+
+@pytest.mark.parametrize("path", PACKAGE_FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_every_file_imports_only_the_layers_below_it(path):
+    module = _module_name(path)
+    layer = _layer(module)
+    allowed = {"gluon_modern_cnn"} if _runs_the_package_as_a_process(path) else set()
+    wrong = {m for m in _package_imports(path)
+             if _layer(m) not in MAY_IMPORT[layer] | {layer} and (module, m) not in EXCEPTIONS
+             and m not in allowed}
+    assert not wrong, f"{module} ({layer}) imports {sorted(wrong)}"
+
+
+def test_only_entry_points_import_the_cli_and_the_package_no_old_path():
+    old_paths = set(LAYERS["reader"][3:]) | set(LAYERS["entry"][2:])
+    for path in PACKAGE_FILES:
+        module = _module_name(path)
+        imports = set(_package_imports(path))
+        if "gluon_modern_cnn.cli" in imports:
+            assert module in LAYERS["entry"], f"{module} imports the command line"
+        if module not in old_paths:
+            assert not imports & old_paths, f"{module} imports {sorted(imports & old_paths)}: " \
+                                            f"use the module's new path"
+
+
+def test_no_import_circle():
+    graph = {_module_name(path): {m for m in _package_imports(path)
+                                  if (_module_name(path), m) not in EXCEPTIONS}
+             for path in PACKAGE_FILES}
+    done, path = set(), []
+
+    def visit(module):
+        if module in path:
+            raise AssertionError("import circle: " + " -> ".join(path[path.index(module):]
+                                                                 + [module]))
+        if module in done:
+            return
+        path.append(module)
+        for imported in graph.get(module, ()):
+            visit(imported)
+        path.pop()
+        done.add(module)
+
+    for module in graph:
+        visit(module)
+
+
 def test_registry_and_flops_import_no_model_family():
     lower = {"gluon_modern_cnn.models._shapes", "gluon_modern_cnn.models._registry"}
     for path in (PACKAGE / "models" / "_registry.py", PACKAGE / "models" / "_shapes.py",
-                 PACKAGE / "flops.py"):
+                 PACKAGE / "tools" / "flops.py"):
         families = {m for m in _package_imports(path)
                     if m.startswith("gluon_modern_cnn.models") and m not in lower}
         assert not families, f"{path.name} imports {sorted(families)}"

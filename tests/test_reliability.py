@@ -26,14 +26,16 @@ from mxnet import autograd
 from mxnet.gluon import nn
 from PIL import Image
 
-from gluon_modern_cnn import cli, distributed
-from gluon_modern_cnn.checkpoint import (CheckpointError, load_checkpoint, load_parameters,
+from gluon_modern_cnn import cli
+
+from gluon_modern_cnn.runtime import distributed
+from gluon_modern_cnn.training.checkpoint import (CheckpointError, load_checkpoint, load_parameters,
                                          save_parameters)
 from gluon_modern_cnn.data import FastImageLoader
-from gluon_modern_cnn.experiment import OUTPUT_FILES, resolve_settings, train_model
-from gluon_modern_cnn.files import (CLAIM_FILE, OutputError, RunFolderBusy, atomic_write,
+from gluon_modern_cnn.training.experiment import OUTPUT_FILES, resolve_settings, train_model
+from gluon_modern_cnn.runtime.files import (CLAIM_FILE, OutputError, RunFolderBusy, atomic_write,
                                     claim_run_folder)
-from gluon_modern_cnn.inference import load_trained, read_image, trained_resize
+from gluon_modern_cnn.training.inference import load_trained, read_image, trained_resize
 from gluon_modern_cnn.models import batch_norm
 from gluon_modern_cnn.registry import get_model
 from gluon_modern_cnn.training import fit
@@ -133,7 +135,7 @@ def test_a_run_that_failed_before_its_first_checkpoint_blocks_no_rerun(tmp_path,
 
 def test_a_claim_is_exclusive_and_released(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom gluon_modern_cnn.files import "
+        [sys.executable, "-c", "import sys, time\nfrom gluon_modern_cnn.runtime.files import "
          "claim_run_folder\nwith claim_run_folder(sys.argv[1]):\n    print('held', flush=True)"
          "\n    time.sleep(60)\n", str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:
@@ -162,7 +164,7 @@ def test_launch_refuses_workers_that_would_train_independently(tmp_path, monkeyp
         assert cli.main(["launch", "-n", "2", "--", *command]) == 2
         assert "every worker would train its own model into the same output folder" in _error(
             capsys)
-    assert distributed._trains_on_its_own(["gluon-modern-cnn", "train", "lenet_bn",
+    assert distributed.running._trains_on_its_own(["gluon-modern-cnn", "train", "lenet_bn",
                                            "--kvstore=dist_sync"]) is False
 
 

@@ -13,7 +13,7 @@ PROBE = """
 import os
 import gluon_modern_cnn
 import mxnet as mx
-from gluon_modern_cnn.devices import describe_devices
+from gluon_modern_cnn.runtime.devices import describe_devices
 print(os.environ.get("OMP_NUM_THREADS"))
 print(mx.base._LIB.omp_get_max_threads())
 print(describe_devices().splitlines()[-1])

@@ -14,9 +14,10 @@ from mxnet import np
 from mxnet.gluon import nn
 
 import gluon_modern_cnn as gmc
-from gluon_modern_cnn import flops, registry
-from gluon_modern_cnn.flops import infer_shapes
-from gluon_modern_cnn.model_docs import summarize_model
+from gluon_modern_cnn.tools import flops
+from gluon_modern_cnn import registry
+from gluon_modern_cnn.tools.flops import infer_shapes
+from gluon_modern_cnn.tools.model_docs import summarize_model
 from gluon_modern_cnn.models import (GLUONCV_DIFFERENCES, densenet_bc, densenet_bc_cifar,
                                      densenet_bc_cifar_spec, densenet_variant, gluoncv_options,
                                      googlenet, resnet_variant, vgg_variant)
@@ -311,5 +312,5 @@ def test_densenet_b_c_and_plain_variants_from_the_options():
 
 
 def _summary(net, shape):
-    from gluon_modern_cnn.model_docs import summarize
+    from gluon_modern_cnn.tools.model_docs import summarize
     return summarize(net, shape).stages

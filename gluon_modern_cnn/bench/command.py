@@ -118,7 +118,7 @@ def format_record(record: Dict[str, Any]) -> str:
 
 def _threads_line(env: Dict[str, str]) -> str:
     """The OpenMP threads the measurements run with (the workers inherit this process's setting)."""
-    from .._compat import THREADS_ENV_VAR, threads_setting
+    from ..runtime.compat import THREADS_ENV_VAR, threads_setting
     if THREADS_ENV_VAR in env:
         return f"threads: {THREADS_ENV_VAR}={env[THREADS_ENV_VAR]} (--env)"
     return f"threads: {threads_setting()}"

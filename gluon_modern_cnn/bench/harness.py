@@ -22,8 +22,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from .._compat import import_mxnet
+from ..runtime.compat import import_mxnet
 from ..checks import check_positive_int
+from ..training.experiment import DEFAULT_SEED
 from .stats import summarize
 
 __all__ = ["BenchConfig", "Network", "Prepared", "book_config", "fast_config", "chapter_models",
@@ -76,12 +77,12 @@ class BenchConfig:
     warmup: int = MIN_WARMUP
     repeats: int = MIN_REPEATS
     steps: Optional[int] = None
-    seed: int = 0
+    seed: int = DEFAULT_SEED
     data_root: Optional[str] = None
 
     def resolved(self) -> "BenchConfig":
         """This configuration checked, with the book's values filled in."""
-        from ..registry import model_info
+        from ..models import model_info
         info = model_info(self.model)
         hp = info.hyperparameters
         _check_choice(self.data, DATA_KINDS, "data")
@@ -105,8 +106,8 @@ class BenchConfig:
             if not self.hybridize:
                 raise ValueError("bfloat16 rewrites the hybridized graph of a _hybrid twin; pass "
                                  "hybridize=True (--hybridize or --static)")
-            from ..devices import parse_devices
-            from ..precision import check_bfloat16_support
+            from ..runtime.devices import parse_devices
+            from ..training.precision import check_bfloat16_support
             check_bfloat16_support(parse_devices(self.device))
         if self.static_shape and not self.static_alloc:
             raise ValueError("static_shape=True requires static_alloc=True (an MXNet rule)")
@@ -153,7 +154,7 @@ def _check_choice(value, choices, name: str) -> None:
 def book_config(model: str, **overrides) -> BenchConfig:
     """The book's code as written: the ``nn.Block`` model run imperatively, fed by the book's
     per-sample data pipeline (``overrides`` change any other setting)."""
-    from ..registry import model_info
+    from ..models import model_info
     settings = dict(model=model_info(model).book_model, label="book", data="real", loader="book")
     return BenchConfig(**{**settings, **overrides})
 
@@ -162,7 +163,7 @@ def fast_config(model: str, **overrides) -> BenchConfig:
     """The package's fast path for ``model``: its hybridizable twin hybridized with
     ``static_alloc`` and ``static_shape``, fed by the batch-vectorised loader with prefetch.
     A model without a hybridizable twin keeps its own code and gets the fast loader only."""
-    from ..registry import model_info
+    from ..models import model_info
     fast_model = model_info(model).hybrid_model or model
     hybrid = model_info(fast_model).hybrid
     settings = dict(model=fast_model, label="fast", data="real", loader="fast", hybridize=hybrid,
@@ -206,7 +207,7 @@ class Prepared:
 
     def step(self, X, y, *, first: bool = False) -> None:
         """One training step exactly as the training loop runs it (see ``training.train_step``)."""
-        from ..training import train_step
+        from ..training.loop import train_step
         if self.config.dtype not in ("float32", "bfloat16"):  # bfloat16 takes float32 input
             X = X.astype(self.config.dtype)
         n = self.network
@@ -240,9 +241,9 @@ def _network_key(config: BenchConfig) -> tuple:
 def build_network(config: BenchConfig) -> Network:
     """Build and initialize (Xavier, as ``train_ch6``) ``config``'s model, count its training
     FLOPs per example, cast and hybridize it as configured, and make the book's SGD trainer."""
-    from ..devices import parse_devices
-    from ..flops import count_flops
-    from ..registry import get_model, model_info
+    from ..runtime.devices import parse_devices
+    from ..tools.flops import count_flops
+    from ..models import get_model, model_info
     mx = import_mxnet()
     from mxnet import gluon, init
     config = config.resolved()
@@ -266,7 +267,7 @@ def build_network(config: BenchConfig) -> Network:
     if config.hybridize:
         net.hybridize(static_alloc=config.static_alloc, static_shape=config.static_shape)
     if config.dtype == "bfloat16":  # the CPU was checked by resolved()
-        from ..precision import use_bfloat16
+        from ..training.precision import use_bfloat16
         use_bfloat16(net, devices, check=False)
     trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": config.lr})
     return Network(net, trainer, gluon.loss.SoftmaxCrossEntropyLoss(), devices, flops)
@@ -282,19 +283,19 @@ def _synthetic(config: BenchConfig, in_channels: int, device) -> Iterator[Tuple[
 
 
 def _real(config: BenchConfig) -> Iterator[Tuple[Any, Any]]:
-    from ..data import load_data_fashion_mnist
+    from ..data import fashion_mnist_loader
     resize = config.input_size if config.input_size != 28 else None
     options = dict(fast=True, prefetch=config.prefetch, seed=config.seed) \
         if config.loader == "fast" else dict(num_workers=config.num_workers)
-    train_iter, _ = load_data_fashion_mnist(config.batch_size, resize, root=config.data_root,
-                                            **options)
+    train_iter = fashion_mnist_loader(True, config.batch_size, resize, root=config.data_root,
+                                      **options)
     while True:  # epochs follow each other; starting a new one is part of the end-to-end time
         yield from train_iter
 
 
 def prepare(config: BenchConfig, network: Optional[Network] = None) -> Prepared:
     """``config`` (resolved) with its network (built unless given) and its stream of batches."""
-    from ..registry import model_info
+    from ..models import model_info
     config = config.resolved()
     network = network or build_network(config)
     batches = (_real(config) if config.data == "real"
@@ -328,9 +329,9 @@ def _first_step(prepared: Prepared, X, y) -> None:
         if dtype == "float32":
             raise
         if dtype == "bfloat16":
-            from ..precision import explain_bfloat16_failure
+            from ..training.precision import explain_bfloat16_failure
             raise ValueError(explain_bfloat16_failure(err)) from None
-        from .._compat import mxnet_error_summary
+        from ..runtime.compat import mxnet_error_summary
         summary = mxnet_error_summary(err).rstrip(".!")
         raise ValueError(f"training in {dtype} failed on {prepared.config.device}: {summary}. "
                          f"MXNet 1.9's CPU operators train in float32 and float64 only; float16 "
@@ -492,7 +493,7 @@ def measure_memory(config: BenchConfig, *, run_id: Optional[str] = None) -> Dict
 
 def run_peak(*, device: str = "cpu", run_id: Optional[str] = None) -> Dict[str, Any]:
     """A ``peak`` record: the machine's fp32 peak (``peak.measure_peak``) and the load average."""
-    from ..devices import parse_devices
+    from ..runtime.devices import parse_devices
     from .peak import measure_peak
     from .records import new_record
     load_before = os.getloadavg()

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Tuple
 
-from .._compat import import_mxnet
+from ..runtime.compat import import_mxnet
 from ..checks import check_positive_int
 from .stats import Summary, summarize
 

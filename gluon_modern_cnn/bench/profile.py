@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional
 
-from .._compat import import_mxnet
+from ..runtime.compat import import_mxnet
 from ..checks import check_positive_int
 from .harness import BenchConfig, _run_steps, prepare
 
@@ -54,8 +54,8 @@ def phase_of(name: str) -> str:
 
 def _layer_flops(config: BenchConfig) -> Dict[str, int]:
     """Forward FLOPs per example of the convolutions and the dense layers."""
-    from ..flops import layer_costs
-    from ..registry import get_model, model_info
+    from ..tools.flops import layer_costs
+    from ..models import get_model, model_info
     mx = import_mxnet()
     info = model_info(config.model)
     with mx.name.NameManager():

@@ -54,7 +54,7 @@ def new_run_id() -> str:
 
 def benchmark_environment(environ: Mapping[str, str] = os.environ) -> Dict[str, str]:
     """The variables of ``environ`` that can change a benchmark's result."""
-    from ..machine import RELEVANT_ENVIRONMENT
+    from ..runtime.machine import RELEVANT_ENVIRONMENT
     return {k: v for k, v in sorted(environ.items())
             if k in RELEVANT_ENVIRONMENT or k.startswith(ENVIRONMENT_PREFIXES)}
 
@@ -62,7 +62,7 @@ def benchmark_environment(environ: Mapping[str, str] = os.environ) -> Dict[str, 
 def new_record(kind: str, *, run_id: str = None, **fields) -> Dict[str, Any]:
     """A record of ``kind``: ``fields`` plus the machine, environment, package version and time."""
     from .. import __version__
-    from ..machine import machine_info
+    from ..runtime.machine import machine_info
     if kind not in KINDS:
         raise ValueError(f"record kind must be one of {', '.join(KINDS)}; got {kind!r}")
     record = {"schema": SCHEMA, "kind": kind, "run_id": run_id or new_run_id(),

@@ -39,7 +39,7 @@ class ModelRow:
 
     @property
     def family(self) -> str:
-        from ..registry import model_info
+        from ..models import model_info
         return model_info(self.model).family
 
     @property
@@ -98,7 +98,7 @@ def _ratio(a: Dict[str, Any], key_a: str, b: Dict[str, Any], key_b: str) -> floa
 
 
 def _book_name(model: str) -> str:
-    from ..registry import model_info
+    from ..models import model_info
     return model_info(model).book_model
 
 
@@ -287,7 +287,7 @@ def _run_header(records: Sequence[Dict[str, Any]]) -> List[str]:
 def render_markdown(run: Sequence[Dict[str, Any]], *, chart: Optional[str] = None) -> str:
     """The generated section for ``run``, records :func:`select_run` picked (``chart``: the
     chart's path relative to the document)."""
-    from ..registry import model_info
+    from ..models import model_info
     rows = model_rows(run)
     v = verdicts(rows)
     out: List[str] = _run_header(run) + [""]

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .. import book
-from .._compat import import_mxnet
+from ..runtime.compat import import_mxnet
 from ..checks import check_positive_int
 from ._shapes import SymbolicGraph, infer_shapes
 

@@ -13,7 +13,8 @@ import io
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Sequence, Tuple
 
-from .._compat import import_mxnet, mxnet_error_summary
+from ..runtime.compat import import_mxnet, mxnet_error_summary
+from ..runtime.mxnet_internals import is_uninitialized
 
 mx = import_mxnet()
 gluon = mx.gluon
@@ -190,7 +191,7 @@ def _trace(records, shapes) -> ShapeTrace:
 
 
 def _forward_zeros(net: gluon.Block, shape: Shape) -> None:
-    if any(p._data is None and not p._deferred_init for p in net.collect_params().values()):
+    if any(is_uninitialized(p) for p in net.collect_params().values()):
         net.initialize()
     zeros = mx.np.zeros(shape) if mx.util.is_np_array() else mx.nd.zeros(shape)
     with mx.autograd.predict_mode():

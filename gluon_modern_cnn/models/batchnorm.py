@@ -86,7 +86,7 @@ class BatchNorm(nn.Block):
     """Section 7.5.3: the batch normalization layer from scratch (an ``nn.Block``, as in the book).
 
     Its moving statistics are plain arrays, not Parameters, so ``save_parameters`` does not store
-    them; the package's own saving (``gluon_modern_cnn.checkpoint``) does.
+    them; the package's own saving (``gluon_modern_cnn.training.checkpoint``) does.
 
     Args:
         num_features: outputs of a dense layer or output channels of a convolution.

@@ -30,22 +30,13 @@ from typing import Iterator, List, Optional
 from mxnet import autograd, symbol
 from mxnet.gluon import HybridBlock, Parameter, nn
 
+from ..runtime.mxnet_internals import CACHED_GRAPH_ATTRS, fresh_graph_cache
+
 __all__ = ["update_state", "require_mode_aware", "ModeAwareHybridBlock",
            "ModeAwareHybridSequential"]
 
 # Per thread, the update lists of the mode-aware blocks currently tracing (innermost last).
 _TRACING = threading.local()
-
-# The attributes HybridBlock keeps about its one cached graph; a mode-aware block keeps one set
-# per mode and swaps them in.
-_CACHE_ATTRS = ("_cached_graph", "_cached_op", "_cached_op_args", "_in_format", "_out_format",
-                "_state_params")
-
-
-def _fresh_cache() -> dict:
-    return {"_cached_graph": (), "_cached_op": None, "_cached_op_args": [], "_in_format": None,
-            "_out_format": None, "_state_params": ()}
-
 
 def _tracing_stack() -> List[list]:
     if not hasattr(_TRACING, "stack"):
@@ -168,8 +159,8 @@ class ModeAwareHybridBlock(HybridBlock):
         """Swap in the cached graph (and its bookkeeping) of ``training`` mode."""
         if training == self._cache_mode:
             return
-        self._mode_caches[self._cache_mode] = {name: getattr(self, name) for name in _CACHE_ATTRS}
-        for name, value in self._mode_caches.pop(training, _fresh_cache()).items():
+        self._mode_caches[self._cache_mode] = {name: getattr(self, name) for name in CACHED_GRAPH_ATTRS}
+        for name, value in self._mode_caches.pop(training, fresh_graph_cache()).items():
             setattr(self, name, value)
         self._cache_mode = training
 

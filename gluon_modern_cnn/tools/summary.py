@@ -12,7 +12,7 @@ from typing import List, Sequence, Tuple
 from mxnet import autograd, np
 from mxnet.gluon import nn
 
-from . import book
+from .. import book
 from .flops import layer_costs
 
 __all__ = ["layer_shapes", "trace_lines", "format_trace_line", "LayerSummary", "ModelSummary",

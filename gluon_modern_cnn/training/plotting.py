@@ -17,27 +17,18 @@ import atexit
 import io
 import math
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 from matplotlib.figure import Figure
 
-from .files import atomic_write
+from ..runtime.console import in_jupyter_kernel
+from ..runtime.files import atomic_write
 
 __all__ = ["Animator", "in_jupyter_kernel"]
 
 _FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
-
-
-def in_jupyter_kernel() -> bool:
-    """Whether this process is a Jupyter (IPython) kernel, found without importing IPython."""
-    ipython = sys.modules.get("IPython")   # a kernel has always imported it already
-    if ipython is None:
-        return False
-    shell = ipython.get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 def _output_path(path: str | os.PathLike, overwrite: bool) -> Path:

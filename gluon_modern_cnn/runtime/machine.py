@@ -47,7 +47,7 @@ def cpu_flags() -> Optional[frozenset]:
 def machine_info() -> Dict[str, Any]:
     """CPU model and cores, GPUs, Python/MXNet/numpy versions, MXNet features, relevant variables."""
     import numpy
-    from . import __version__
+    from .. import __version__
     from .devices import gpu_status
     flags = cpu_flags() or ()
     return {

@@ -15,12 +15,12 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import mxnet as mx
 
-from . import book
+from .. import book
 from .checkpoint import atomic_write
-from .experiment import prepare_output, resolve_settings, train_model
-from .files import claim_run_folder
-from .machine import machine_info, machine_summary
-from .registry import model_info
+from .experiment import DEFAULT_SEED, prepare_output, resolve_settings, train_model
+from ..runtime.files import claim_run_folder
+from ..runtime.machine import machine_info, machine_summary
+from ..models import model_info
 
 __all__ = ["reproduce", "section_settings", "format_results", "compare_with_book"]
 
@@ -43,7 +43,7 @@ def compare_with_book(run: book.TrainingRun, history) -> Dict[str, Any]:
 
 
 def section_settings(run: book.TrainingRun, name: str, *, num_epochs: Optional[int] = None,
-                     hybridize: bool = False, seed: Optional[int] = 0):
+                     hybridize: bool = False, seed: Optional[int] = DEFAULT_SEED):
     """The settings of the section's own training cell (its lr, epochs, batch size and resize),
     not those of the section the model is registered under: 5.11 trains the scratch-BN LeNet for
     5 epochs, 7.5 for 10. ``num_epochs`` shortens the run."""
@@ -57,7 +57,7 @@ def section_settings(run: book.TrainingRun, name: str, *, num_epochs: Optional[i
 def reproduce(section_key: str, *, models: Optional[Sequence[str]] = None,
               device: Union[mx.Context, Sequence[mx.Context], None] = None, data_root=None,
               out: Union[str, Path] = "reproduction", num_epochs: Optional[int] = None,
-              hybridize: bool = False, seed: Optional[int] = 0,
+              hybridize: bool = False, seed: Optional[int] = DEFAULT_SEED,
               overwrite: bool = False) -> List[Dict[str, Any]]:
     """Train the section's models with the book's settings and write the comparison to ``out``.
 

@@ -18,7 +18,7 @@ generators too (not verified here: no GPU), but cuDNN may pick nondeterministic 
 only to floating-point noise unless ``MXNET_CUDNN_AUTOTUNE_DEFAULT=0`` and
 ``MXNET_ENFORCE_DETERMINISM=1`` are set; even uninterrupted GPU runs differ that much.
 
-On a parameter-server cluster (a ``dist_*`` kvstore, see :mod:`gluon_modern_cnn.distributed`)
+On a parameter-server cluster (a ``dist_*`` kvstore, see :mod:`gluon_modern_cnn.runtime.distributed`)
 every worker runs :func:`train_model` on its shard of the training images and only rank 0 writes;
 MXNet cannot save the optimizer state the servers hold, so rank 0 writes its weights and history
 after every epoch instead of a checkpoint, and such a run cannot be resumed.
@@ -36,19 +36,19 @@ from typing import Any, Iterable, List, Mapping, Optional, Sequence, Union
 
 import mxnet as mx
 
-from . import distributed
-from .checks import check_positive
+from ..checks import check_positive
+from ..data import IMAGE_SIZE, FastImageLoader, load_data_fashion_mnist, resolve_data_root
+from ..data import fashion_mnist_loader as data_loader
+from ..models import get_model, model_info
+from ..runtime import distributed
+from ..runtime.devices import parse_devices, try_gpu
+from ..runtime.files import claim_run_folder
 from .checkpoint import (Checkpoint, CheckpointError, atomic_write, load_checkpoint,
                          remove_stale_temporaries, save_checkpoint, save_parameters)
-from .data import (IMAGE_SIZE, FastImageLoader, load_data_fashion_mnist,
-                   load_fashion_mnist_arrays, resolve_data_root)
-from .devices import parse_devices, try_gpu
-from .files import claim_run_folder
-from .registry import get_model, model_info
-from .training import (AnimatorCallback, Callback, History, book_animator, fit, model_title,
-                       print_result)
+from .loop import (AnimatorCallback, Callback, History, book_animator, fit, model_title,
+                   print_result)
 
-__all__ = ["RunSettings", "TrainOutcome", "resolve_settings", "default_resize", "train_model",
+__all__ = ["DEFAULT_SEED", "RunSettings", "TrainOutcome", "resolve_settings", "default_resize", "train_model",
            "resume_training", "prepare_output", "fashion_mnist_loader",
            "Checkpointer", "OUTPUT_FILES", "check_input_size"]
 
@@ -59,6 +59,10 @@ OUTPUT_FILES = {"settings": "settings.json", "history": "history.json", "curve":
                 "about": "model.params.json"}
 
 _UNSET = object()
+
+#: The seed of every run that names none (``train``, ``reproduce``, ``bench`` and the Python
+#: functions under them): one default, so that two runs of the same command draw the same numbers.
+DEFAULT_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,8 @@ class RunSettings:
     resize: Optional[int]
     hybridize: bool = False
     fast_data: bool = True
-    seed: Optional[int] = None
+    #: None: unseeded (each run draws other numbers).
+    seed: Optional[int] = DEFAULT_SEED
     #: Train and test on the first ``subset`` images of each split only (quick checks).
     subset: Optional[int] = None
     #: ``float32`` (the book's) or ``bfloat16`` (``precision.use_bfloat16``; hybridized twins).
@@ -130,7 +135,7 @@ def physical_memory() -> Optional[int]:
 
 def resolve_settings(model: str, *, lr=None, num_epochs=None, batch_size=None, resize=_UNSET,
                      hybridize: bool = False, fast_data: bool = True,
-                     seed: Optional[int] = None, subset: Optional[int] = None,
+                     seed: Optional[int] = DEFAULT_SEED, subset: Optional[int] = None,
                      dtype: str = "float32") -> RunSettings:
     """The book's hyperparameters for ``model`` with the given ones overriding them.
     ``dtype="bfloat16"`` trains a hybridized twin in bfloat16 (and implies ``hybridize``)."""
@@ -179,14 +184,9 @@ def fashion_mnist_loader(train: bool, *, batch_size: int, resize: Optional[int] 
                          shard_index: int = 0) -> FastImageLoader:
     """The fast Fashion-MNIST loader of one split (the training split shuffled), optionally on
     its first ``subset`` images only, and on a cluster worker's shard of them
-    (:func:`distributed.shard_options`)."""
-    images, labels = load_fashion_mnist_arrays(train, root=data_root)
-    if train and subset is not None and subset > len(images):
-        raise ValueError(f"subset={subset} is more than the {len(images)} training images; give "
-                         f"at most {len(images)}, or leave it out to use them all")
-    return FastImageLoader(images[:subset], labels[:subset], batch_size, resize=resize,
-                           shuffle=train, seed=seed, num_shards=num_shards,
-                           shard_index=shard_index)
+    (:func:`distributed.shard_options`): :func:`data.fashion_mnist_loader` with ``fast=True``."""
+    return data_loader(train, batch_size, resize, fast=True, root=data_root, subset=subset,
+                       seed=seed, num_shards=num_shards, shard_index=shard_index)
 
 
 def _fashion_mnist(settings: RunSettings, data_root, shards: Mapping[str, int]):
@@ -218,16 +218,16 @@ def _device_spec(device: mx.Context) -> str:
 class Checkpointer(Callback):
     """Writes a checkpoint (:func:`checkpoint.save_checkpoint`) at the end of every epoch; in a
     resumed run it first restores the trainer's state from ``resume_from``. ``animator``'s points
-    are saved with it so that a resumed run draws the whole curve, and the data folder so that it
-    finds the data."""
+    are saved with it so that a resumed run draws the whole curve, and ``data_root`` (the run's
+    data folder, resolved by :func:`train_model`) so that it finds the data."""
 
-    def __init__(self, path, settings: RunSettings, *, resume_from: Optional[Checkpoint] = None,
-                 animator=None, data_root=None):
+    def __init__(self, path, settings: RunSettings, *, data_root: Path,
+                 resume_from: Optional[Checkpoint] = None, animator=None):
         self.path = Path(path)
         self.settings = settings
         self.resume_from = resume_from
         self.animator = animator
-        self.data_root = str(resolve_data_root(data_root).resolve())
+        self.data_root = str(data_root)
 
     def on_train_begin(self, state):
         remove_stale_temporaries(self.path)  # left by a process killed while writing
@@ -305,17 +305,17 @@ def prepare_output(out: Union[str, Path], *, overwrite: bool = False) -> Path:
 
 def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.Context], None]
                 = None, data_root=None, out: Union[str, Path, None] = None,
-                callbacks: Iterable[Callback] = (), data=None, net=None, initialize: bool = True,
-                start_epoch: int = 0, history: Optional[History] = None, trainer=None,
-                kvstore="device", quiet: bool = False, progress: bool = True,
+                callbacks: Iterable[Callback] = (), data=None, kvstore="device",
+                quiet: bool = False, progress: bool = True,
                 resume_from: Optional[Checkpoint] = None) -> TrainOutcome:
     """Train ``settings.model`` and, with ``out``, write its settings, history, curve and final
     parameters there, and a checkpoint after every epoch.
 
-    ``data`` may give ``(train_iter, test_iter)`` (otherwise Fashion-MNIST with the run's batch
-    size and resize); ``resume_from`` continues the run of a checkpoint (its parameters, optimizer
-    state, history and curve); ``net``, ``initialize``, ``start_epoch``, ``history`` and
-    ``trainer`` give the same control piecewise. ``progress`` describes the run and shows a bar per
+    ``device`` is a context or a list of them (None: the book's ``try_gpu()``); ``data_root`` the
+    Fashion-MNIST folder (:func:`data.resolve_data_root`), resolved here once for the loaders and
+    the checkpoints. ``data`` may give ``(train_iter, test_iter)`` (otherwise Fashion-MNIST with
+    the run's batch size and resize); ``resume_from`` continues the run of a checkpoint (its
+    parameters, optimizer state, history and curve). ``progress`` describes the run and shows a bar per
     epoch on stderr (a line per epoch outside a terminal). Prints the book's two result lines
     unless ``quiet``. ``out`` is held for the run (:func:`files.claim_run_folder`): another run
     into it meanwhile is refused, naming this one. ``model.params`` gets ``model.params.json``
@@ -330,6 +330,8 @@ def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.
     """
     devices = [try_gpu()] if device is None else (
         [device] if isinstance(device, mx.Context) else list(device))
+    data_root = resolve_data_root(data_root).resolve()
+    initialize, start_epoch, history = True, 0, None
     if isinstance(kvstore, str) and kvstore.startswith("dist"):
         kvstore = distributed.create_kvstore(kvstore)
     cluster = _cluster_of(kvstore)
@@ -348,15 +350,14 @@ def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.
             data = _fashion_mnist(settings, data_root, distributed.shard_options(
                 kvstore if cluster is not None else None))
         train_iter, test_iter = data
-        if net is None:
-            # Fresh names (conv0, ...) in every process: Gluon's Trainer orders the parameters, and
-            # with them the optimizer state a checkpoint holds, by name.
-            with mx.name.NameManager():
-                net = get_model(settings.model)
+        # Fresh names (conv0, ...) in every process: Gluon's Trainer orders the parameters, and
+        # with them the optimizer state a checkpoint holds, by name.
+        with mx.name.NameManager():
+            net = get_model(settings.model)
         if resume_from is not None:
             resume_from.load_parameters(net, ctx=devices)
             initialize, start_epoch, history = False, resume_from.epoch, resume_from.history
-        elif initialize and model_info(settings.model).initializes_itself:
+        elif model_info(settings.model).initializes_itself:
             # The 1.0 networks start as the book's cells start them (their constructors'
             # initializers), not from train_ch6's Xavier.
             net.collect_params().reset_ctx(devices)
@@ -389,11 +390,11 @@ def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.
                                 step_batch_size=step_batch_size), file=sys.stderr, flush=True)
         if out is not None:
             extra_callbacks.append(
-                Checkpointer(files["checkpoint"], settings, resume_from=resume_from,
-                             animator=animator, data_root=data_root)
+                Checkpointer(files["checkpoint"], settings, data_root=data_root,
+                             resume_from=resume_from, animator=animator)
                 if cluster is None else _ClusterCheckpointer(files, _about(settings)))
         history = fit(net, train_iter, test_iter, settings.num_epochs, lr=settings.lr,
-                      trainer=trainer, device=devices, initialize=initialize,
+                      device=devices, initialize=initialize,
                       start_epoch=start_epoch, history=history, seed=settings.seed,
                       callbacks=[AnimatorCallback(animator), *extra_callbacks, *callbacks],
                       kvstore=kvstore, step_batch_size=step_batch_size,

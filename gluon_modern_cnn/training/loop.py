@@ -22,9 +22,9 @@ import mxnet as mx
 import numpy as onp
 from mxnet import autograd, gluon, init
 
-from ._compat import mxnet_error_summary
-from .checks import check_positive
-from .devices import try_all_gpus, try_gpu, warn_if_gpu_unusable
+from ..runtime.compat import mxnet_error_summary
+from ..checks import check_positive
+from ..runtime.devices import try_all_gpus, try_gpu, warn_if_gpu_unusable
 from .plotting import Animator
 from .progress import Progress
 
@@ -256,7 +256,7 @@ def book_animator(num_epochs: int, *, path=None, title: Optional[str] = None) ->
 def model_title(model) -> str:
     """A figure's title for ``model`` (a registered name, or a network ``get_model`` built): the
     name and the section it comes from; for any other network, its class name."""
-    from .registry import model_info
+    from ..models import model_info
     names = [model] if isinstance(model, str) else [
         getattr(hook, "name", None)  # get_model's input-size check knows the registered name
         for hook in getattr(model, "_forward_pre_hooks", {}).values()]

@@ -16,13 +16,13 @@ from typing import List, Optional, Sequence, Tuple, Union
 import mxnet as mx
 import numpy
 
-from ._compat import mxnet_error_summary
+from ..runtime.compat import mxnet_error_summary
 from .checkpoint import load_parameters, read_sidecar
-from .data import IMAGE_SIZE, FastImageLoader, get_fashion_mnist_labels
-from .devices import try_gpu
+from ..data import IMAGE_SIZE, FastImageLoader, get_fashion_mnist_labels
+from ..runtime.devices import try_gpu
 from .experiment import OUTPUT_FILES, check_input_size, default_resize, fashion_mnist_loader
-from .registry import get_model, model_info
-from .training import evaluate_accuracy_gpu
+from ..models import get_model, model_info
+from .loop import evaluate_accuracy_gpu
 
 __all__ = ["trained_resize", "load_trained", "evaluate_model", "read_image", "Prediction",
            "predict_images"]

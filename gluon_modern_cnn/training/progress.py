@@ -15,17 +15,9 @@ import math
 import sys
 from typing import Optional, TextIO
 
-from .plotting import in_jupyter_kernel
+from ..runtime.console import in_jupyter_kernel, is_interactive
 
 __all__ = ["Progress", "is_interactive", "format_epoch_line"]
-
-
-def is_interactive(file: TextIO) -> bool:
-    """Whether ``file`` is a terminal, where a redrawn bar is seen."""
-    try:
-        return file.isatty()
-    except (AttributeError, ValueError):  # no isatty, or a closed stream
-        return False
 
 
 def format_epoch_line(record, num_epochs: int) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import signal
 import tempfile
 import zipfile
@@ -30,9 +29,12 @@ import mxnet as mx
 import numpy as onp
 from mxnet import gluon, npx
 
-from ._compat import mxnet_error_summary
-from .files import atomic_write, remove_stale_temporaries
-from .training import History
+from ..runtime.compat import mxnet_error_summary
+from ..runtime.files import atomic_write, remove_stale_temporaries
+from ..runtime.mxnet_internals import (has_data, has_default_storage, parameters_by_name,
+                                       reorder_optimizer_states, trainer_parameters,
+                                       waits_for_deferred_init)
+from .loop import History
 
 __all__ = ["array_states", "network_state", "save_parameters", "load_parameters", "atomic_write",
            "CheckpointError", "Checkpoint", "save_checkpoint", "load_checkpoint",
@@ -76,8 +78,8 @@ def array_states(net: gluon.Block) -> Dict[str, Tuple[gluon.Block, str]]:
 
 def _parameter_arrays(net: gluon.Block) -> Dict[str, mx.np.ndarray]:
     arrays = {}
-    for name, param in net._collect_params_with_prefix().items():
-        if param._data is None and param._deferred_init:
+    for name, param in parameters_by_name(net).items():
+        if waits_for_deferred_init(param):
             raise CheckpointError(f"parameter {name} is not initialized yet (its shape is inferred "
                                   "at the first forward pass); run the network once before saving")
         arrays[name] = param.data(param.list_ctx()[0]).copyto(mx.cpu())
@@ -155,7 +157,7 @@ def load_parameters(net: gluon.Block, path: PathLike, *, ctx=None,
 
 def _assign(net: gluon.Block, arrays: Dict[str, mx.np.ndarray], *, source: str, ctx,
             what: str) -> None:
-    params = net._collect_params_with_prefix()
+    params = parameters_by_name(net)
     states = {k: v for k, v in array_states(net).items() if k not in params}
     expected = set(params) | set(states)
     missing = sorted(n for n in params if n not in arrays)
@@ -196,12 +198,12 @@ def _shape_fits(shape, expected) -> bool:
 
 
 def _np(param) -> bool:
-    return param._stype == "default" and mx.util.is_np_array()
+    return has_default_storage(param) and mx.util.is_np_array()
 
 
 def _contexts(net: gluon.Block):
     for param in net.collect_params().values():
-        if param._data is not None:
+        if has_data(param):
             return param.list_ctx()
     return [mx.cpu()]
 
@@ -263,31 +265,13 @@ class Checkpoint:
                     f"{self.path} ({_first_difference(sorted(order), sorted(self.trainer_order))}"
                     f"), so its optimizer state cannot be restored: build the trainer over the "
                     f"whole network's parameters, as the run did")
-            states = _reorder_optimizer_states(states, self.trainer_order, order)
+            position = {name: i for i, name in enumerate(order)}
+            states = reorder_optimizer_states(states, {
+                i: position[name] for i, name in enumerate(self.trainer_order)})
         with tempfile.TemporaryDirectory(prefix="gluon-modern-cnn-") as tmp:
             path = Path(tmp) / _TRAINER
             path.write_bytes(states)
             trainer.load_states(str(path))
-
-
-def _reorder_optimizer_states(data: bytes, saved_order: Sequence[str],
-                              order: Sequence[str]) -> bytes:
-    """``Trainer.save_states``' pickle with every per-parameter entry moved from its position in
-    ``saved_order`` to the same parameter's position in ``order``. MXNet keys the states, the
-    update counts (Adam's bias correction) and ``idx2name`` by position."""
-    position = {name: i for i, name in enumerate(order)}
-    moved = {i: position[name] for i, name in enumerate(saved_order)}
-    loaded = pickle.loads(data)  # the checkpoint's own pickle (see Checkpoint)
-    states, optimizer = loaded if isinstance(loaded, tuple) and len(loaded) == 2 else (loaded, None)
-    states = {moved.get(k, k): v for k, v in states.items()}
-    if optimizer is None:
-        return pickle.dumps(states)
-    for counts in getattr(optimizer, "_all_index_update_counts", {}).values():
-        remapped = {moved.get(k, k): v for k, v in counts.items()}
-        counts.clear()       # in place: optimizer._index_update_count is one of these dicts
-        counts.update(remapped)
-    optimizer.idx2name = {moved.get(k, k): v for k, v in getattr(optimizer, "idx2name", {}).items()}
-    return pickle.dumps((states, optimizer))
 
 
 def save_checkpoint(path: PathLike, *, net: gluon.Block, trainer: gluon.Trainer, model: str,
@@ -315,10 +299,10 @@ def save_checkpoint(path: PathLike, *, net: gluon.Block, trainer: gluon.Trainer,
 
 
 def _trainer_order(trainer: gluon.Trainer, net: gluon.Block) -> List[str]:
-    """Structural names of ``trainer``'s parameters in its order (``Trainer._params``: MXNet
+    """Structural names of ``trainer``'s parameters in its order (MXNet
     keeps optimizer states by position in it)."""
-    names = {id(param): name for name, param in net._collect_params_with_prefix().items()}
-    return [names.get(id(param), param.name) for param in trainer._params]
+    names = {id(param): name for name, param in parameters_by_name(net).items()}
+    return [names.get(id(param), param.name) for param in trainer_parameters(trainer)]
 
 
 def _first_difference(found: Sequence[str], expected: Sequence[str]) -> str:

@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ._compat import import_mxnet, threads_setting
+from .compat import import_mxnet, threads_setting
 
 if TYPE_CHECKING:
     from mxnet.context import Context

@@ -13,13 +13,13 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 import mxnet as mx
 from mxnet import np
 
-from . import book
-from .models.alexnet import alexnet
-from .models.densenet import DenseBlock, transition_block
-from .models.googlenet import googlenet
-from .models.nin import nin
-from .models.resnet import Residual, gluonbook_resnet, resnet
-from .models.vgg import conv_arch, vgg
+from .. import book
+from ..models.alexnet import alexnet
+from ..models.densenet import DenseBlock, transition_block
+from ..models.googlenet import googlenet
+from ..models.nin import nin
+from ..models.resnet import Residual, gluonbook_resnet, resnet
+from ..models.vgg import conv_arch, vgg
 from .summary import trace_lines
 
 __all__ = ["LineCheck", "SectionCheck", "replay", "crosscheck", "format_report", "REPLAYS"]
