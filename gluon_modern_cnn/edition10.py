@@ -25,7 +25,7 @@ import mxnet as mx
 from mxnet import autograd, gluon, np, npx
 from mxnet.gluon import nn
 
-from .data import FastImageLoader, FashionMNISTDataset, _book_loader, load_fashion_mnist_arrays
+from .data import fashion_mnist_loader
 from .runtime.devices import try_all_gpus
 from .training import plotting
 from .training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -263,14 +263,10 @@ class FashionMNIST(DataModule):
         return [labels[int(i)] for i in indices]
 
     def get_dataloader(self, train):
-        height, width = self._size
-        if height == width:
-            images, labels = load_fashion_mnist_arrays(train, root=self.root)
-            return FastImageLoader(images, labels, self.batch_size,
-                                   resize=None if height == 28 else height, shuffle=train)
-        # transforms.Resize takes (width, height).
-        return _book_loader(FashionMNISTDataset(train, root=self.root), self.batch_size,
-                            (width, height), train, num_workers=0)
+        square = self._size[0] == self._size[1]
+        return fashion_mnist_loader(train, self.batch_size,
+                                    None if self._size == (28, 28) else self._size, fast=square,
+                                    root=self.root, num_workers=None if square else 0)
 
 
 class Classifier(Module):

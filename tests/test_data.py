@@ -614,3 +614,16 @@ def test_with_nd_semantics_the_loader_yields_ndarray_batches(fashion_mnist_root,
         assert X.shape == (64, 1, 28, 28) and y.shape == (64,) and len(test_iter) == 157
         assert not mx.util.is_np_array()   # iterating left the thread's semantics alone
     assert mx.util.is_np_array()
+
+
+def test_the_loader_factory_takes_a_height_width_pair(fashion_mnist_root):
+    X, y = next(iter(data.fashion_mnist_loader(False, 4, (32, 48), root=fashion_mnist_root,
+                                               num_workers=0)))
+    assert X.shape == (4, 1, 32, 48) and y.shape == (4,)
+    square = data.fashion_mnist_loader(False, 4, (40, 40), fast=True, root=fashion_mnist_root)
+    assert next(iter(square))[0].shape == (4, 1, 40, 40)
+    with pytest.raises(ValueError, match=r"the fast pipeline resizes to squares; resize=\(32, 48\) "
+                                         r"needs the book's pipeline \(fast=False\)"):
+        data.fashion_mnist_loader(False, 4, (32, 48), fast=True, root=fashion_mnist_root)
+    with pytest.raises(ValueError, match=r"resize must be a side or a \(height, width\) pair"):
+        data.fashion_mnist_loader(False, 4, (32, 48, 1), root=fashion_mnist_root)

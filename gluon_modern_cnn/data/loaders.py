@@ -34,6 +34,8 @@ def fashion_mnist_loader(train: bool, batch_size: int, resize: Optional[int] = N
         train: the training split (shuffled) or the test split.
         batch_size: examples per batch.
         resize: the side the images are resized to (the book's ``Resize``); ``None`` keeps 28.
+            A ``(height, width)`` pair (the 1.0 edition's ``FashionMNIST(resize=...)``) may be
+            non-square on the book's pipeline only.
         fast: the fast pipeline instead of the book's per-sample one.
         root: the folder with the four files (see :func:`resolve_data_root`).
         download: download missing files.
@@ -44,8 +46,17 @@ def fashion_mnist_loader(train: bool, batch_size: int, resize: Optional[int] = N
             worker's shard and the batches prepared ahead (see :class:`FastImageLoader`).
     """
     batch_size = check_strict_positive_int(batch_size, "batch_size")
-    resize = None if resize is None else check_strict_positive_int(resize, "resize")
     check_bool(fast, "fast")
+    if isinstance(resize, (tuple, list)):
+        if len(resize) != 2:
+            raise ValueError(f"resize must be a side or a (height, width) pair; got {resize!r}")
+        height, width = (check_strict_positive_int(side, "resize") for side in resize)
+        resize = height if height == width else (height, width)
+        if fast and height != width:
+            raise ValueError(f"the fast pipeline resizes to squares; resize={resize!r} needs the "
+                             f"book's pipeline (fast=False)")
+    elif resize is not None:
+        resize = check_strict_positive_int(resize, "resize")
     if not fast:
         fast_only = {"seed": seed is not None, "num_shards": num_shards != 1,
                      "shard_index": shard_index != 0, "prefetch": prefetch != 2,
@@ -58,8 +69,10 @@ def fashion_mnist_loader(train: bool, batch_size: int, resize: Optional[int] = N
         if check_int(workers, "num_workers") < 0:
             raise ValueError(f"num_workers must be >= 0 (0 = load in the main thread), "
                              f"got {workers}")
+        # transforms.Resize takes (width, height).
+        size = resize[::-1] if isinstance(resize, tuple) else resize
         return _book_loader(FashionMNISTDataset(train, root=root, download=download),
-                            batch_size, resize, train, workers)
+                            batch_size, size, train, workers)
     if num_workers is not None:
         raise ValueError("num_workers applies to the book's pipeline only; the fast pipeline "
                          "prepares batches in one background thread (see prefetch=).")
@@ -110,6 +123,8 @@ def load_data_fashion_mnist(batch_size: int, resize: Optional[int] = None, *,
     one is shuffled). Called with ``nd`` semantics (the older edition), the batches are legacy
     ``NDArray``s. Each split comes from :func:`fashion_mnist_loader`.
     """
+    if resize is not None:
+        check_strict_positive_int(resize, "resize")  # the book's function takes one side
     if not mx.util.is_np_array():
         # Called with nd semantics (the older edition, legacy_mode()): NDArray batches.
         with mx.util.np_shape(True), mx.util.np_array(True):
