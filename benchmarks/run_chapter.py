@@ -43,7 +43,7 @@ def wait_for_quiet(max_load: float, *, max_wait: float = 3600.0, poll: float = 1
 
 def main(argv=None) -> int:
     import gluon_modern_cnn  # noqa: F401  (numpy aliases and set_np before MXNet is used)
-    from gluon_modern_cnn.bench.command import main as bench
+    from gluon_modern_cnn.cli import main as cli
     argv = list(sys.argv[1:] if argv is None else argv)
     report = "--no-report" not in argv
     argv = [a for a in argv if a != "--no-report"]
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
         # Without it MXNet runs its operators on half the processors (it assumes x86 machines
         # have two hyper-threads per core), which on a machine without SMT leaves cores idle.
         defaults += ["--env", f"OMP_NUM_THREADS={os.cpu_count()}"]
-    status = bench(defaults + argv)
+    status = cli(["bench", *defaults, *argv])
     if status == 0 and report:
         status = render([])
     return status

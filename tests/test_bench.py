@@ -11,7 +11,8 @@ import numpy
 import pytest
 from mxnet.gluon import nn
 
-from gluon_modern_cnn.bench import command, harness, isolation, records, report, stats
+from gluon_modern_cnn import cli
+from gluon_modern_cnn.bench import harness, isolation, records, report, stats
 from gluon_modern_cnn.bench.harness import BenchConfig, book_config, fast_config
 from gluon_modern_cnn.bench.peak import measure_peak
 from gluon_modern_cnn.tools.flops import count_flops, layer_costs
@@ -406,16 +407,16 @@ def test_isolated_run_on_real_data_records_its_own_memory(fashion_mnist_root):
 
 def test_command_appends_a_record_and_rejects_bad_options(tmp_path, capsys):
     out = tmp_path / "bench.jsonl"
-    status = command.main(["lenet_bn", "--batch-size", "32", "--steps", "1", "--no-peak",
-                           "--out", str(out)])
+    status = cli.main(["bench", "lenet_bn", "--batch-size", "32", "--steps", "1", "--no-peak",
+                       "--out", str(out)])
     assert status == 0
     assert "examples/sec on cpu" in capsys.readouterr().out
     (r,) = records.read_records(out)
     assert r["config"]["model"] == "lenet_bn" and r["config"]["batch_size"] == 32
-    assert command.main(["alexnet", "--hybridize"]) == 2
+    assert cli.main(["bench", "alexnet", "--hybridize"]) == 2
     assert "alexnet_hybrid" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        command.main(["lenet_bn", "--env", "OMP_NUM_THREADS"])
+        cli.main(["bench", "lenet_bn", "--env", "OMP_NUM_THREADS"])
 
 
 def test_configurations_side_by_side_share_rounds_and_peak(fashion_mnist_root):

@@ -8,8 +8,7 @@ chapter comparison (book code, fast path, compute only) for the given or all cha
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 __all__ = ["add_bench_parser", "run_bench", "format_record"]
 
@@ -178,20 +177,3 @@ def run_bench(args) -> int:
     if args.out:
         print(f"records appended to {args.out}")
     return 0
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """``python -m gluon_modern_cnn.bench.command``: the command without the package's CLI."""
-    parser = argparse.ArgumentParser(prog="gluon-modern-cnn")
-    add_bench_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"gluon-modern-cnn bench: error: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    import gluon_modern_cnn  # noqa: F401
-    sys.exit(main())
