@@ -122,6 +122,9 @@ def results_page(key: str, printed: str) -> str:
                       *[line for line in printed_after.splitlines()[1:] if line.strip()], "```"]
     elif run.note:
         parameters = ["", f"The book's run: {run.note}."]
+    if "Interrupted" in printed and ours:
+        parameters += ["", f"Ours was stopped the same way, with Ctrl-C after epoch "
+                       f"{max(ours, key=int)} (`train_ch5` finishes the batch and returns)."]
     return "\n".join([
         f"# {key} {book.section(key).title}: the edition's own `nd` code",
         "",
