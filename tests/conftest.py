@@ -18,6 +18,7 @@ fixtures a test uses, ``slow`` from the fixtures, modules and tests listed below
 and ``smoke`` are also set by the tests themselves.
 """
 import os
+import signal
 from pathlib import Path
 from typing import List
 
@@ -53,6 +54,12 @@ _SLOW_TESTS = {"test_forward_backward_reaches_every_parameter",
 
 
 def pytest_configure(config):
+    # A shell that starts the tests in the background (`cmd &` without job control) makes them
+    # ignore Ctrl-C, and a process ignoring SIGINT passes that on to every child it starts: the
+    # tests that press Ctrl-C on a training run or a cluster would find it ignored. A handler here
+    # (not SIG_IGN) gives every child the default Ctrl-C again.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     for name, description in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {description}")
 
