@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
-import os
 import shlex
 import signal
 import sys
@@ -208,42 +207,25 @@ _RUN_SETTINGS = ("lr", "num_epochs", "batch_size", "resize", "hybridize", "subse
 
 
 def _run_train(args) -> int:
-    from .runtime.devices import parse_devices
     if args.model is None and args.resume is None:
         raise UsageError("name the MODEL to train (see `gluon-modern-cnn list`), or continue a "
                          "run with --resume DIR")
     if args.model is not None:
         _model_name(args.model)
-    given = {name: getattr(args, name) for name in _RUN_SETTINGS
-             if getattr(args, name) is not None}
-    devices = parse_devices(args.device) if args.device is not None else None
-    kvstore = args.kvstore or "device"
-    on_cluster = kvstore.startswith("dist")
-    if os.environ.get(distributed.LAUNCHER_ENV_VAR) and not on_cluster \
-            and not os.environ.get(distributed.INDEPENDENT_ENV_VAR):
-        raise UsageError(f"this process was started by `launch` but trains with --kvstore "
-                         f"{kvstore}: every process would train on its own into the same folder. "
-                         f"Add --kvstore dist_sync to train one model on the cluster (or pass "
-                         f"--independent to `launch` to really run independent copies)")
     if args.resume is not None:
-        if on_cluster:
-            raise UsageError(f"--resume cannot be combined with --kvstore {kvstore}: a cluster "
-                             f"run keeps no checkpoint (MXNet cannot save the optimizer state "
-                             f"its servers hold). Start a new run; rank 0's weights of the last "
-                             f"finished epoch are in {Path(args.resume) / 'model.params'}")
         if args.overwrite:
             raise UsageError("--resume continues a run and --overwrite replaces one; give one")
         if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
             raise UsageError("--resume DIR continues the run in DIR and writes there; leave out "
                              "--out")
     try:
-        outcome, out = _train_or_resume(args, given, devices, kvstore, on_cluster)
+        outcome = _train_or_resume(args)
     except OutputError as err:
         raise UsageError(_after_write_error(err, args)) from None
     if outcome.history.interrupted:
-        done = len(outcome.history.epochs)
+        done, out = len(outcome.history.epochs), outcome.out
         status = 143 if outcome.history.stopped_by == "SIGTERM" else 130
-        if on_cluster:
+        if (args.kvstore or "device").startswith("dist"):
             print(f"interrupted after {_plural(done, 'finished epoch')}" + (
                 f"; the weights of epoch {done} are in {out}" if out and done else ""),
                 file=sys.stderr)
@@ -256,31 +238,25 @@ def _run_train(args) -> int:
     return 0
 
 
-def _train_or_resume(args, given, devices, kvstore, on_cluster):
+def _train_or_resume(args):
     """The run, holding its folder for the whole of it (a second run into it is refused)."""
-    from .runtime.devices import parse_devices
-    from .training.experiment import prepare_output, resolve_settings, resume_training, train_model
+    from .training.experiment import (plan_run, prepare_output, resolve_settings,
+                                      resume_training, run_training)
+    given = {name: getattr(args, name) for name in _RUN_SETTINGS
+             if getattr(args, name) is not None}
+    kvstore = args.kvstore or "device"
     if args.resume is not None:
         out = Path(args.resume)
         with claim_run_folder(out) if out.is_dir() else contextlib.nullcontext():
-            return resume_training(out, model=args.model, settings=given, device=devices,
-                                   data_root=args.data_root), out
-    settings = resolve_settings(args.model, **given)
-    devices = devices or parse_devices("auto")
-    if settings.dtype == "bfloat16":  # refused before --overwrite replaces anything
-        from .training.precision import check_bfloat16_support
-        check_bfloat16_support(devices)
-    if on_cluster:
-        # Every worker has checked the arguments by now; connecting tells the rank, and only
-        # rank 0 writes. The kvstore lives until this worker is done.
-        kvstore = distributed.create_kvstore(kvstore)
-    chief = distributed.is_chief(kvstore if on_cluster else None)
-    out = Path(args.out or Path("runs") / args.model) if chief else None
-    with claim_run_folder(out) if out is not None else contextlib.nullcontext():
-        if out is not None:
-            prepare_output(out, overwrite=args.overwrite)
-        return train_model(settings, device=devices, data_root=args.data_root, out=out,
-                           kvstore=kvstore), out
+            return resume_training(out, model=args.model, settings=given, device=args.device,
+                                   data_root=args.data_root, kvstore=kvstore)
+    plan = plan_run(resolve_settings(args.model, **given), device=args.device or "auto",
+                    data_root=args.data_root, kvstore=kvstore,
+                    out=args.out or Path("runs") / args.model)
+    with claim_run_folder(plan.out) if plan.out is not None else contextlib.nullcontext():
+        if plan.out is not None:
+            prepare_output(plan.out, overwrite=args.overwrite)
+        return run_training(plan)
 
 
 def _after_write_error(err: OSError, args) -> str:

@@ -24,7 +24,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 from ..runtime.compat import import_mxnet
 from ..checks import check_positive_int
-from ..training.experiment import DEFAULT_SEED
+from ..training.precision import PRECISIONS
+from ..training.run_plan import DEFAULT_SEED, resolve_settings
 from .stats import summarize
 
 __all__ = ["BenchConfig", "Network", "Prepared", "book_config", "fast_config", "chapter_models",
@@ -58,6 +59,23 @@ class BenchConfig:
     reuses one random batch already on the device, so it measures computation only.
     ``steps`` per timed repeat defaults to as many as last :data:`MIN_REPEAT_SECONDS` (judged from
     the last warm-up step), so that fast models are not timed at the clock's resolution.
+
+    Args:
+        model: a registered model's name.
+        label: the configuration's name in records and reports; "": hybridized or imperative.
+        batch_size, input_size, lr: None: the book's for the model (``resolve_settings``).
+        hybridize, static_alloc, static_shape: ``net.hybridize`` and its two options.
+        data: ``synthetic`` (computation only) or ``real`` (Fashion-MNIST).
+        loader: with real data, ``book`` (per-sample) or ``fast`` (batch-vectorised).
+        num_workers: the book loader's worker threads; None: the book's default.
+        prefetch: batches the fast loader prepares ahead.
+        dtype: ``float32``, ``bfloat16`` (hybridized twins), ``float16`` or ``float64``.
+        device: a ``--device`` spec (``cpu``, ``gpu0``).
+        warmup: untimed steps first (at least :data:`MIN_WARMUP`).
+        repeats: timed repeats (at least :data:`MIN_REPEATS`).
+        steps: steps per timed repeat; None: chosen as said above.
+        seed: seeds initialization and the synthetic batch.
+        data_root: the Fashion-MNIST folder; None: the usual search.
     """
 
     model: str
@@ -84,7 +102,6 @@ class BenchConfig:
         """This configuration checked, with the book's values filled in."""
         from ..models import model_info
         info = model_info(self.model)
-        hp = info.hyperparameters
         _check_choice(self.data, DATA_KINDS, "data")
         _check_choice(self.loader, LOADERS, "loader")
         _check_choice(self.dtype, DTYPES, "dtype")
@@ -111,26 +128,21 @@ class BenchConfig:
             check_bfloat16_support(parse_devices(self.device))
         if self.static_shape and not self.static_alloc:
             raise ValueError("static_shape=True requires static_alloc=True (an MXNet rule)")
-        if self.hybridize and not info.hybrid:
-            twin = f"; its hybridizable twin is {info.hybrid_model!r}" if info.hybrid_model else ""
-            raise ValueError(f"{self.model!r} is the book's nn.Block code and cannot be "
-                             f"hybridized{twin}")
         if self.data == "real" and info.in_channels != 1:
             raise ValueError(f"real data is Fashion-MNIST (1 channel) but {self.model!r} expects "
                              f"{info.in_channels} channels; use data='synthetic'")
-        batch_size = self.batch_size if self.batch_size is not None else getattr(hp, "batch_size",
-                                                                                 None)
-        lr = self.lr if self.lr is not None else getattr(hp, "lr", None)
-        if batch_size is None or lr is None:
-            raise ValueError(f"{self.model!r} has no book settings; pass batch_size and lr")
-        for name, value in (("batch_size", batch_size), ("input_size", self.input_size)):
-            if value is not None:
-                check_positive_int(value, name)
         if self.num_workers is not None and self.loader != "book":
             raise ValueError("num_workers applies to loader='book'; the fast loader uses prefetch")
+        if self.input_size is not None:
+            check_positive_int(self.input_size, "input_size")
+        input_size = self.input_size or info.input_size
+        # The model's own rules, as a training run checks them: its book settings filled in, a
+        # twin to hybridize, sizes that fit. float16/float64 (by net.cast) are the harness's own.
+        run = resolve_settings(self.model, lr=self.lr, batch_size=self.batch_size, num_epochs=1,
+                               resize=input_size, hybridize=self.hybridize, seed=self.seed,
+                               dtype=self.dtype if self.dtype in PRECISIONS else "float32")
         return dataclasses.replace(
-            self, batch_size=batch_size, lr=float(lr),
-            input_size=self.input_size or info.input_size,
+            self, batch_size=run.batch_size, lr=float(run.lr), input_size=input_size,
             label=self.label or ("hybridized" if self.hybridize else "imperative"))
 
     def to_dict(self) -> Dict[str, Any]:
@@ -153,7 +165,12 @@ def _check_choice(value, choices, name: str) -> None:
 
 def book_config(model: str, **overrides) -> BenchConfig:
     """The book's code as written: the ``nn.Block`` model run imperatively, fed by the book's
-    per-sample data pipeline (``overrides`` change any other setting)."""
+    per-sample data pipeline.
+
+    Args:
+        model: a registered model or its twin (the book's model is taken either way).
+        **overrides: any other :class:`BenchConfig` field.
+    """
     from ..models import model_info
     settings = dict(model=model_info(model).book_model, label="book", data="real", loader="book")
     return BenchConfig(**{**settings, **overrides})
@@ -162,7 +179,12 @@ def book_config(model: str, **overrides) -> BenchConfig:
 def fast_config(model: str, **overrides) -> BenchConfig:
     """The package's fast path for ``model``: its hybridizable twin hybridized with
     ``static_alloc`` and ``static_shape``, fed by the batch-vectorised loader with prefetch.
-    A model without a hybridizable twin keeps its own code and gets the fast loader only."""
+    A model without a hybridizable twin keeps its own code and gets the fast loader only.
+
+    Args:
+        model: a registered model or its book version (the twin is taken where there is one).
+        **overrides: any other :class:`BenchConfig` field.
+    """
     from ..models import model_info
     fast_model = model_info(model).hybrid_model or model
     hybrid = model_info(fast_model).hybrid
@@ -389,6 +411,12 @@ def run_benchmarks(configs: Sequence[BenchConfig], *, measure_peak: bool = True,
     Memory: the records hold the RSS before any model was built and the high-water mark after
     the warm-up (before the peak probe's buffers exist); with several configurations that mark is
     shared (``measure_memory`` in a fresh process gives one configuration's own).
+
+    Args:
+        configs: the configurations to measure side by side.
+        measure_peak: sample the machine's fp32 peak in every round.
+        run_id: the id the records share; None: a new one.
+        progress: called with a line of text as each configuration is measured.
     """
     from .peak import PeakProbe
     from .records import new_record
@@ -463,7 +491,11 @@ def run_benchmarks(configs: Sequence[BenchConfig], *, measure_peak: bool = True,
 
 def run_benchmark(config: BenchConfig, *, measure_peak: bool = True, run_id: Optional[str] = None,
                   progress: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
-    """Measure one configuration in this process (see :func:`run_benchmarks`); its record."""
+    """Measure one configuration in this process (see :func:`run_benchmarks`); its record.
+
+    Args:
+        config, measure_peak, run_id, progress: as :func:`run_benchmarks` takes them.
+    """
     return run_benchmarks([config], measure_peak=measure_peak, run_id=run_id,
                           progress=progress)[0]
 

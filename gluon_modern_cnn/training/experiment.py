@@ -28,29 +28,30 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, List, Mapping, Optional, Sequence, Union
 
 import mxnet as mx
 
-from ..checks import check_positive
-from ..data import IMAGE_SIZE, FastImageLoader, load_data_fashion_mnist, resolve_data_root
+from ..data import IMAGE_SIZE, FastImageLoader, load_data_fashion_mnist
 from ..data import fashion_mnist_loader as data_loader
 from ..models import get_model, model_info
-from ..runtime import distributed
-from ..runtime.devices import parse_devices, try_gpu
+from ..runtime.devices import parse_devices
 from ..runtime.files import claim_run_folder
 from .checkpoint import (Checkpoint, CheckpointError, atomic_write, load_checkpoint,
                          remove_stale_temporaries, save_checkpoint, save_parameters)
 from .loop import (AnimatorCallback, Callback, History, book_animator, fit, model_title,
                    print_result)
+from .run_plan import (DEFAULT_SEED, RunPlan, RunSettings, check_input_size, cluster_resume_message,
+                       default_resize, plan_run, resolve_devices, resolve_settings)
 
-__all__ = ["DEFAULT_SEED", "RunSettings", "TrainOutcome", "resolve_settings", "default_resize", "train_model",
-           "resume_training", "prepare_output", "fashion_mnist_loader",
-           "Checkpointer", "OUTPUT_FILES", "check_input_size"]
+# RunSettings, resolve_settings and the rest of run_plan are importable from here as before.
+__all__ = ["DEFAULT_SEED", "RunSettings", "RunPlan", "TrainOutcome", "resolve_settings",
+           "default_resize", "plan_run", "train_model", "run_training", "resume_training",
+           "prepare_output", "fashion_mnist_loader", "Checkpointer", "OUTPUT_FILES",
+           "check_input_size"]
 
 #: What an output folder holds after a run (the checkpoint after its first epoch).
 OUTPUT_FILES = {"settings": "settings.json", "history": "history.json", "curve": "curve.png",
@@ -58,38 +59,18 @@ OUTPUT_FILES = {"settings": "settings.json", "history": "history.json", "curve":
                 # What model.params is for (model, input size): read by evaluate/predict/export.
                 "about": "model.params.json"}
 
-_UNSET = object()
-
-#: The seed of every run that names none (``train``, ``reproduce``, ``bench`` and the Python
-#: functions under them): one default, so that two runs of the same command draw the same numbers.
-DEFAULT_SEED = 0
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """Everything that determines a training run."""
-
-    model: str
-    lr: float
-    num_epochs: int
-    batch_size: int
-    resize: Optional[int]
-    hybridize: bool = False
-    fast_data: bool = True
-    #: None: unseeded (each run draws other numbers).
-    seed: Optional[int] = DEFAULT_SEED
-    #: Train and test on the first ``subset`` images of each split only (quick checks).
-    subset: Optional[int] = None
-    #: ``float32`` (the book's) or ``bfloat16`` (``precision.use_bfloat16``; hybridized twins).
-    dtype: str = "float32"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
 @dataclass
 class TrainOutcome:
-    """The trained network, its history, and the settings and devices it was trained with."""
+    """The trained network, its history, and the settings and devices it was trained with.
+
+    Args:
+        net: the trained network.
+        history: every finished epoch's loss, accuracies and speed (:class:`History`).
+        settings: the run's settings.
+        devices: the contexts it trained on.
+        out: the output folder; None when nothing was written.
+        files: the paths written, by :data:`OUTPUT_FILES` key.
+    """
 
     net: object
     history: History
@@ -97,81 +78,6 @@ class TrainOutcome:
     devices: List[mx.Context]
     out: Optional[Path] = None
     files: dict = field(default_factory=dict)
-
-
-def default_resize(model: str) -> Optional[int]:
-    """The ``resize`` the book trains ``model`` with (None: the 28x28 images as they are); for a
-    model without book settings, its own input size."""
-    info = model_info(model)
-    if info.hyperparameters is not None:
-        return info.hyperparameters.resize
-    return None if info.input_size == IMAGE_SIZE else info.input_size
-
-
-def check_input_size(model: str, resize: Optional[int], batch_size: int = 1) -> None:
-    """Refuse an input size the model cannot take, or whose batches cannot fit in memory (checked
-    before anything is allocated: a huge resize would otherwise fail minutes later)."""
-    info = model_info(model)
-    size = resize or IMAGE_SIZE
-    if size < info.min_input_size:
-        raise ValueError(f"{model} needs input images of at least {info.min_input_size}x"
-                         f"{info.min_input_size} pixels; resize={resize} gives {size}x{size}")
-    needed = batch_size * info.in_channels * size * size * 4  # one float32 input batch
-    memory = physical_memory()
-    if memory and needed > memory // 4:  # activations and gradients take many times more
-        raise ValueError(f"resize={resize} with batch_size={batch_size} needs "
-                         f"{needed / 2 ** 30:.1f} GiB for one input batch alone, on a machine with "
-                         f"{memory / 2 ** 30:.1f} GiB of memory; choose a smaller resize or batch "
-                         f"size")
-
-
-def physical_memory() -> Optional[int]:
-    """Bytes of memory of this machine, or None where the platform does not say."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def resolve_settings(model: str, *, lr=None, num_epochs=None, batch_size=None, resize=_UNSET,
-                     hybridize: bool = False, fast_data: bool = True,
-                     seed: Optional[int] = DEFAULT_SEED, subset: Optional[int] = None,
-                     dtype: str = "float32") -> RunSettings:
-    """The book's hyperparameters for ``model`` with the given ones overriding them.
-    ``dtype="bfloat16"`` trains a hybridized twin in bfloat16 (and implies ``hybridize``)."""
-    from .precision import PRECISIONS
-    info = model_info(model)
-    if dtype not in PRECISIONS:
-        raise ValueError(f"dtype must be one of {', '.join(PRECISIONS)}; got {dtype!r}")
-    if dtype == "bfloat16":
-        if not info.hybrid:
-            raise ValueError(f"bfloat16 rewrites the hybridized graph of a _hybrid twin; {model} is "
-                             f"the book's nn.Block version" + (f": use {info.twin!r}"
-                                                               if info.twin else ""))
-        hybridize = True
-    book_hp = info.hyperparameters
-    if book_hp is None and None in (lr, num_epochs, batch_size):
-        raise ValueError(f"{model} has no training settings in the book ({info.section}); give "
-                         f"lr, num_epochs and batch_size (e.g. --lr 0.05 --epochs 10 --batch-size "
-                         f"128)")
-    if hybridize and not info.hybrid:
-        raise ValueError(f"{model} is the book's nn.Block version and cannot be hybridized; use "
-                         f"its twin {info.hybrid_model!r}" if info.hybrid_model else
-                         f"{model} cannot be hybridized")
-    settings = RunSettings(
-        model=model,
-        lr=book_hp.lr if lr is None else lr,
-        num_epochs=book_hp.num_epochs if num_epochs is None else num_epochs,
-        batch_size=book_hp.batch_size if batch_size is None else batch_size,
-        resize=default_resize(model) if resize is _UNSET else resize,
-        hybridize=hybridize, fast_data=fast_data, seed=seed, subset=subset, dtype=dtype)
-    if subset is not None and not fast_data:
-        raise ValueError("subset= works with the fast data pipeline only (fast_data=True)")
-    for name in ("num_epochs", "batch_size") + (("subset",) if subset is not None else ()):
-        check_positive(getattr(settings, name), name)
-    check_positive(settings.lr, "lr", integer=False)
-    check_input_size(model, settings.resize, settings.batch_size)
-    return settings
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,7 +90,17 @@ def fashion_mnist_loader(train: bool, *, batch_size: int, resize: Optional[int] 
                          shard_index: int = 0) -> FastImageLoader:
     """The fast Fashion-MNIST loader of one split (the training split shuffled), optionally on
     its first ``subset`` images only, and on a cluster worker's shard of them
-    (:func:`distributed.shard_options`): :func:`data.fashion_mnist_loader` with ``fast=True``."""
+    (:func:`distributed.shard_options`): :func:`data.fashion_mnist_loader` with ``fast=True``.
+
+    Args:
+        train: the training split (shuffled) or the test split.
+        batch_size: images per batch.
+        resize: the images' side; None keeps 28x28.
+        subset: only the first ``subset`` images of the split.
+        seed: the shuffling's seed; None: unseeded.
+        data_root: the Fashion-MNIST folder (:func:`data.resolve_data_root`).
+        num_shards, shard_index: this worker's shard of the split.
+    """
     return data_loader(train, batch_size, resize, fast=True, root=data_root, subset=subset,
                        seed=seed, num_shards=num_shards, shard_index=shard_index)
 
@@ -219,7 +135,15 @@ class Checkpointer(Callback):
     """Writes a checkpoint (:func:`checkpoint.save_checkpoint`) at the end of every epoch; in a
     resumed run it first restores the trainer's state from ``resume_from``. ``animator``'s points
     are saved with it so that a resumed run draws the whole curve, and ``data_root`` (the run's
-    data folder, resolved by :func:`train_model`) so that it finds the data."""
+    data folder, resolved by :func:`plan_run`) so that it finds the data.
+
+    Args:
+        path: the checkpoint file.
+        settings: the run's settings, stored with every checkpoint.
+        data_root: the run's data folder, stored for ``--resume``.
+        resume_from: the checkpoint a resumed run restores its trainer from.
+        animator: the run's curve, whose points every checkpoint keeps.
+    """
 
     def __init__(self, path, settings: RunSettings, *, data_root: Path,
                  resume_from: Optional[Checkpoint] = None, animator=None):
@@ -279,6 +203,13 @@ def prepare_output(out: Union[str, Path], *, overwrite: bool = False) -> Path:
     run's files first; the leftovers of a run that stopped before its first checkpoint are removed
     with a note, since they hold nothing trained. Other files in the folder are left alone. A
     folder another live run writes to is refused (:func:`files.claim_run_folder`).
+
+    Args:
+        out: the run's output folder (created later, by the run).
+        overwrite: delete an earlier run's files instead of refusing.
+
+    Returns:
+        ``out`` as a Path.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -303,52 +234,55 @@ def prepare_output(out: Union[str, Path], *, overwrite: bool = False) -> Path:
     return out
 
 
-def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.Context], None]
-                = None, data_root=None, out: Union[str, Path, None] = None,
+def train_model(settings: RunSettings, *,
+                device: Union[str, mx.Context, Sequence[mx.Context], None] = None,
+                data_root=None, out: Union[str, Path, None] = None,
                 callbacks: Iterable[Callback] = (), data=None, kvstore="device",
                 quiet: bool = False, progress: bool = True,
                 resume_from: Optional[Checkpoint] = None) -> TrainOutcome:
     """Train ``settings.model`` and, with ``out``, write its settings, history, curve and final
-    parameters there, and a checkpoint after every epoch.
+    parameters there, and a checkpoint after every epoch: :func:`run_training` of
+    :func:`plan_run` (which resolves ``device``, ``data_root``, ``kvstore``, ``out`` and
+    ``resume_from``; see there).
 
-    ``device`` is a context or a list of them (None: the book's ``try_gpu()``); ``data_root`` the
-    Fashion-MNIST folder (:func:`data.resolve_data_root`), resolved here once for the loaders and
-    the checkpoints. ``data`` may give ``(train_iter, test_iter)`` (otherwise Fashion-MNIST with
-    the run's batch size and resize); ``resume_from`` continues the run of a checkpoint (its
-    parameters, optimizer state, history and curve). ``progress`` describes the run and shows a bar per
-    epoch on stderr (a line per epoch outside a terminal). Prints the book's two result lines
-    unless ``quiet``. ``out`` is held for the run (:func:`files.claim_run_folder`): another run
-    into it meanwhile is refused, naming this one. ``model.params`` gets ``model.params.json``
-    beside it: the model and the input size.
-
-    ``kvstore`` is a name (``device``, ``local``, or ``dist_sync`` and the other cluster types) or
-    a kvstore (:func:`distributed.create_kvstore`). On a cluster, ``settings.batch_size`` is per
-    worker, each worker trains on its shard of the training images and ``trainer.step`` gets
-    :func:`distributed.trainer_batch_size` (the global batch under ``dist_sync``); only rank 0
-    prints results and writes to ``out``: settings, curve, and its weights and history after
-    every epoch (no checkpoint, no resume; see the module's docstring).
+    Args:
+        settings: the run's hyperparameters and seed (:func:`resolve_settings`).
+        device, data_root, kvstore, out, resume_from: where the run trains (:func:`plan_run`).
+        callbacks, data, quiet, progress: as :func:`run_training` takes them.
     """
-    devices = [try_gpu()] if device is None else (
-        [device] if isinstance(device, mx.Context) else list(device))
-    data_root = resolve_data_root(data_root).resolve()
+    return run_training(plan_run(settings, device=device, data_root=data_root, kvstore=kvstore,
+                                 out=out, resume_from=resume_from),
+                        callbacks=callbacks, data=data, quiet=quiet, progress=progress)
+
+
+def run_training(plan: RunPlan, *, callbacks: Iterable[Callback] = (), data=None,
+                 quiet: bool = False, progress: bool = True) -> TrainOutcome:
+    """Run a planned training run (:func:`plan_run`): the network, the data, the loop, and with
+    ``plan.out`` the run's files.
+
+    Args:
+        plan: what trains, on which devices and data, where it writes and what it continues.
+        callbacks: more :class:`Callback` objects for :func:`training.fit`.
+        data: ``(train_iter, test_iter)``; None: Fashion-MNIST from ``plan.data_root`` with the
+            run's batch size and resize (on a cluster, this worker's shard of the training images).
+        quiet: leave out the book's two result lines (a worker other than rank 0 always does).
+        progress: describe the run and show a bar per epoch on stderr (a line per epoch outside
+            a terminal).
+
+    ``plan.out`` is held for the run (:func:`files.claim_run_folder`): another run into it
+    meanwhile is refused, naming this one. ``model.params`` gets ``model.params.json`` beside it:
+    the model and the input size. On a cluster, ``settings.batch_size`` is per worker and
+    ``trainer.step`` gets the plan's ``step_batch_size`` (the global batch under ``dist_sync``);
+    rank 0 writes settings, curve, and its weights and history after every epoch (no checkpoint,
+    no resume; see the module's docstring).
+    """
+    settings, devices, out, resume_from = plan.settings, list(plan.devices), plan.out, plan.resume_from
+    quiet = quiet or not plan.is_chief
     initialize, start_epoch, history = True, 0, None
-    if isinstance(kvstore, str) and kvstore.startswith("dist"):
-        kvstore = distributed.create_kvstore(kvstore)
-    cluster = _cluster_of(kvstore)
-    step_batch_size = None
-    if cluster is not None:
-        if resume_from is not None:
-            raise ValueError(f"a run on a cluster (kvstore {kvstore.type!r}) cannot resume from a "
-                             f"checkpoint: the servers' optimizer state cannot be saved, so "
-                             f"cluster runs write none")
-        step_batch_size = distributed.trainer_batch_size(kvstore, settings.batch_size)
-        if not cluster.is_chief:
-            out, quiet = None, True  # every worker has the same weights: rank 0 writes them
     # One live run per folder: a second run into it is refused while this one lives.
     with (claim_run_folder(out) if out is not None else contextlib.nullcontext()):
         if data is None:
-            data = _fashion_mnist(settings, data_root, distributed.shard_options(
-                kvstore if cluster is not None else None))
+            data = _fashion_mnist(settings, plan.data_root, plan.shards)
         train_iter, test_iter = data
         # Fresh names (conv0, ...) in every process: Gluon's Trainer orders the parameters, and
         # with them the optimizer state a checkpoint holds, by name.
@@ -367,17 +301,17 @@ def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.
         if settings.dtype == "bfloat16":
             from .precision import use_bfloat16
             use_bfloat16(net, devices)
-        out = Path(out) if out is not None else None
         files = {}
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             files = {key: out / name for key, name in OUTPUT_FILES.items()}
             run = {"settings": settings.to_dict(), "devices": [str(d) for d in devices],
                    "images": _image_counts(train_iter, test_iter)}
-            if cluster is not None:
+            if plan.cluster is not None:
                 # What trainer.step divides by: the global batch under dist_sync (see distributed).
-                run["cluster"] = {"kvstore": kvstore.type, "num_workers": cluster.num_workers,
-                                  "step_batch_size": step_batch_size}
+                run["cluster"] = {"kvstore": plan.cluster.kvstore_type,
+                                  "num_workers": plan.cluster.worker.num_workers,
+                                  "step_batch_size": plan.step_batch_size}
             atomic_write(files["settings"], lambda tmp: Path(tmp).write_text(
                 json.dumps(run, indent=2)))
         animator = book_animator(settings.num_epochs, path=files.get("curve"),
@@ -386,19 +320,18 @@ def train_model(settings: RunSettings, *, device: Union[mx.Context, Sequence[mx.
             _replay_curve(animator, resume_from.extra["curve"])
         extra_callbacks = []
         if progress:
-            print(_describe_run(settings, devices, out, resume_from, kvstore=kvstore,
-                                step_batch_size=step_batch_size), file=sys.stderr, flush=True)
+            print(_describe_run(plan), file=sys.stderr, flush=True)
         if out is not None:
             extra_callbacks.append(
-                Checkpointer(files["checkpoint"], settings, data_root=data_root,
+                Checkpointer(files["checkpoint"], settings, data_root=plan.data_root,
                              resume_from=resume_from, animator=animator)
-                if cluster is None else _ClusterCheckpointer(files, _about(settings)))
+                if plan.cluster is None else _ClusterCheckpointer(files, _about(settings)))
         history = fit(net, train_iter, test_iter, settings.num_epochs, lr=settings.lr,
                       device=devices, initialize=initialize,
                       start_epoch=start_epoch, history=history, seed=settings.seed,
                       callbacks=[AnimatorCallback(animator), *extra_callbacks, *callbacks],
-                      kvstore=kvstore, step_batch_size=step_batch_size,
-                      progress=progress and (cluster is None or cluster.is_chief))
+                      kvstore=plan.kvstore, step_batch_size=plan.step_batch_size,
+                      progress=progress and plan.is_chief)
         if out is not None:
             atomic_write(files["history"], lambda tmp: Path(tmp).write_text(history.to_json()))
             if history.epochs:
@@ -422,40 +355,33 @@ def _image_counts(train_iter, test_iter) -> dict:
             for split, loader in (("train", train_iter), ("test", test_iter))}
 
 
-def _cluster_of(kvstore) -> Optional[distributed.WorkerInfo]:
-    """This worker's place in the cluster, or None when training on one machine."""
-    if isinstance(kvstore, str) or kvstore is None or not kvstore.type.startswith("dist"):
-        return None
-    return distributed.worker_info(kvstore)
-
-
-def _describe_run(settings: RunSettings, devices, out: Optional[Path],
-                  resume_from: Optional[Checkpoint], *, kvstore=None,
-                  step_batch_size: Optional[int] = None) -> str:
+def _describe_run(plan: RunPlan) -> str:
     """The line a run starts with on stderr: what trains, how, where, and where it writes."""
+    settings, resume_from, cluster = plan.settings, plan.resume_from, plan.cluster
     what = (f"resuming {settings.model} after epoch {resume_from.epoch} of "
             f"{settings.num_epochs}" if resume_from is not None else
             f"training {settings.model}: {settings.num_epochs} "
             f"epoch{'s' if settings.num_epochs != 1 else ''}")
     subset = f", first {settings.subset} images" if settings.subset else ""
     batch = f"batch {settings.batch_size}"
-    where = f"; outputs in {out}" if out else ""
-    cluster = _cluster_of(kvstore)
+    where = f"; outputs in {plan.out}" if plan.out else ""
     if cluster is not None:
-        what = f"worker rank {cluster.rank} of {cluster.num_workers} ({kvstore.type}): {what}"
+        what = (f"worker rank {cluster.worker.rank} of {cluster.worker.num_workers} "
+                f"({cluster.kvstore_type}): {what}")
         batch += (" per worker (each worker's updates applied on their own)"
-                  if kvstore.type == "dist_async" else f" per worker (global {step_batch_size})")
+                  if cluster.kvstore_type == "dist_async"
+                  else f" per worker (global {cluster.step_batch_size})")
         where = where if cluster.is_chief else "; rank 0 writes the results"
     return (f"{what}, lr {settings.lr}, {batch}, resize "
             f"{settings.resize or '-'}, seed {settings.seed}{subset}, on "
-            f"{', '.join(map(str, devices))}{where}")
+            f"{', '.join(map(str, plan.devices))}{where}")
 
 
 def resume_training(out: Union[str, Path], *, model: Optional[str] = None,
                     settings: Optional[Mapping[str, Any]] = None,
-                    device: Union[mx.Context, Sequence[mx.Context], None] = None, data_root=None,
-                    callbacks: Iterable[Callback] = (), quiet: bool = False,
-                    progress: bool = True) -> TrainOutcome:
+                    device: Union[str, mx.Context, Sequence[mx.Context], None] = None,
+                    data_root=None, kvstore: str = "device", callbacks: Iterable[Callback] = (),
+                    quiet: bool = False, progress: bool = True) -> TrainOutcome:
     """Continue the run in ``out`` from its checkpoint, to the end it would have reached
     uninterrupted (``gluon-modern-cnn train MODEL --resume OUT``).
 
@@ -463,8 +389,19 @@ def resume_training(out: Union[str, Path], *, model: Optional[str] = None,
     the resumed run would no longer end where the uninterrupted one does, except ``num_epochs``,
     which may grow to train further. The devices default to the run's (other ones must be as
     many), the data folder to the one the run used; ``model``, if given, must be the run's.
+
+    Args:
+        out: the output folder of the run to continue.
+        model: the run's model, if the caller names it (checked).
+        settings: settings the caller repeats (checked); ``num_epochs`` may grow.
+        device: None: the run's own devices; otherwise as many (:func:`plan_run`).
+        data_root: None: the folder the run used.
+        kvstore: a single machine's (``device``, ``local``): a cluster run keeps no checkpoint.
+        callbacks, quiet, progress: as :func:`run_training` takes them.
     """
     out = Path(out)
+    if isinstance(kvstore, str) and kvstore.startswith("dist"):
+        raise ValueError(cluster_resume_message(kvstore, out))
     if not out.is_dir():
         raise FileNotFoundError(f"{out} does not exist; resume takes the output folder of an "
                                 f"earlier run")
@@ -503,10 +440,10 @@ def resume_training(out: Union[str, Path], *, model: Optional[str] = None,
                          f" epochs; to train it further, ask for more than {checkpoint.epoch} "
                          f"epochs (--epochs)")
     run = dataclasses.replace(run, num_epochs=num_epochs)
-    return train_model(run, device=_resume_devices(checkpoint, device),
-                       data_root=data_root or checkpoint.extra.get("data_root"), out=out,
-                       callbacks=callbacks, quiet=quiet, progress=progress,
-                       resume_from=checkpoint)
+    plan = plan_run(run, device=_resume_devices(checkpoint, device),
+                    data_root=data_root or checkpoint.extra.get("data_root"), kvstore=kvstore,
+                    out=out, resume_from=checkpoint)
+    return run_training(plan, callbacks=callbacks, quiet=quiet, progress=progress)
 
 
 def _cluster_run(out: Path) -> Optional[str]:
@@ -539,7 +476,7 @@ def _resume_devices(checkpoint: Checkpoint, device) -> List[mx.Context]:
         except ValueError as err:
             raise ValueError(f"the run in {checkpoint.path.parent} trained on {','.join(saved)}: "
                              f"{err}. Pass --device to continue it on other devices") from None
-    devices = [device] if isinstance(device, mx.Context) else list(device)
+    devices = list(resolve_devices(device))
     if len(devices) != len(saved):
         raise ValueError(f"the run in {checkpoint.path.parent} trained on {len(saved)} device(s) "
                          f"({','.join(saved)}); continue it on as many, since every device "

@@ -17,7 +17,8 @@ import mxnet as mx
 
 from .. import book
 from .checkpoint import atomic_write
-from .experiment import DEFAULT_SEED, prepare_output, resolve_settings, train_model
+from .experiment import prepare_output, run_training
+from .run_plan import DEFAULT_SEED, plan_run, resolve_devices, resolve_settings
 from ..runtime.files import claim_run_folder
 from ..runtime.machine import machine_info, machine_summary
 from ..models import model_info
@@ -28,7 +29,12 @@ _METRICS = ("loss", "train_acc", "test_acc")
 
 
 def compare_with_book(run: book.TrainingRun, history) -> Dict[str, Any]:
-    """The package's results at the epoch the book's printed results refer to, and differences."""
+    """The package's results at the epoch the book's printed results refer to, and differences.
+
+    Args:
+        run: the book's training cell (its printed lines and hyperparameters).
+        history: the package's run of it.
+    """
     printed = book.parse_result(run.lines)
     epoch = int(printed.get("epoch", run.hyperparameters.num_epochs))
     records = history.epochs
@@ -46,7 +52,15 @@ def section_settings(run: book.TrainingRun, name: str, *, num_epochs: Optional[i
                      hybridize: bool = False, seed: Optional[int] = DEFAULT_SEED):
     """The settings of the section's own training cell (its lr, epochs, batch size and resize),
     not those of the section the model is registered under: 5.11 trains the scratch-BN LeNet for
-    5 epochs, 7.5 for 10. ``num_epochs`` shortens the run."""
+    5 epochs, 7.5 for 10.
+
+    Args:
+        run: the section's training cell.
+        name: the model to train (the book's, or its twin).
+        num_epochs: fewer epochs than the book's, for a quick check.
+        hybridize: hybridize the (twin) model.
+        seed: the run's seed.
+    """
     hp = run.hyperparameters
     resize = {} if hp.resize is None else {"resize": hp.resize}
     return resolve_settings(name, lr=hp.lr, batch_size=hp.batch_size,
@@ -65,6 +79,20 @@ def reproduce(section_key: str, *, models: Optional[Sequence[str]] = None,
     their hybridizable twins instead (same architecture, faster); ``num_epochs`` shortens a run
     for a quick check (the comparison is then at the last epoch trained). Results of an earlier
     reproduction in ``out`` are kept unless ``overwrite``.
+
+    Args:
+        section_key: a section of the chapter that trains, e.g. ``"7.6"``.
+        models: some of the section's trained models; None: all.
+        device: the devices every model trains on, decided once (:func:`resolve_devices`).
+        data_root: the Fashion-MNIST folder.
+        out: the folder for ``results.json``, ``results.md`` and a subfolder per model.
+        num_epochs: fewer epochs than the book's.
+        hybridize: train the hybridizable twins.
+        seed: every run's seed.
+        overwrite: replace an earlier reproduction in ``out``.
+
+    Returns:
+        One result per model trained: the book's figures, the package's, their differences.
     """
     sec = book.section(section_key)
     runs = [r for r in sec.trainings if models is None or r.model in models]
@@ -84,6 +112,7 @@ def reproduce(section_key: str, *, models: Optional[Sequence[str]] = None,
         for name in names:  # check every model's folder before the first one starts training
             prepare_output(out / name, overwrite=overwrite)
         machine = machine_info()
+        devices = resolve_devices(device)  # once for every model (try_gpu warns once)
         results = []
         for run, name in zip(runs, names):
             settings = section_settings(run, name, num_epochs=num_epochs,
@@ -92,7 +121,8 @@ def reproduce(section_key: str, *, models: Optional[Sequence[str]] = None,
                   f"epoch{'s' if settings.num_epochs != 1 else ''}, "
                   f"batch {settings.batch_size}, resize {settings.resize}", flush=True)
             start = time.time()
-            outcome = train_model(settings, device=device, data_root=data_root, out=out / name)
+            outcome = run_training(plan_run(settings, device=devices, data_root=data_root,
+                                            out=out / name))
             result = {"section": section_key, "model": name, "book_model": run.model,
                       "hyperparameters": settings.to_dict(), "loop": run.loop,
                       "devices": [str(d) for d in outcome.devices],
@@ -121,7 +151,11 @@ def _cell(value, spec: str = ".3f") -> str:
 
 
 def format_results(record: Dict[str, Any]) -> str:
-    """A Markdown report of a ``results.json`` record."""
+    """A Markdown report of a ``results.json`` record.
+
+    Args:
+        record: what :func:`reproduce` writes to ``results.json``.
+    """
     lines = [f"# Section {record['section']}: {record['title']}", "",
              f"Machine: {machine_summary(record['machine'])}.", ""]
     for r in record["results"]:
