@@ -117,7 +117,7 @@ def evaluate_model(model: str, params: Union[str, Path], *, data_root=None,
     Args:
         model: the registered model name.
         params: the parameter file.
-        data_root: where Fashion-MNIST is; default ``None``, the package's data root.
+        data_root: the folder with Fashion-MNIST; default ``None``, :func:`resolve_data_root`'s.
         batch_size: images per evaluation batch (default 256).
         resize: the input size, in pixels; default ``None``, as :func:`load_trained`.
         device: where to evaluate; default ``None``, :func:`try_gpu`.
