@@ -248,3 +248,59 @@ def test_public_builders_and_classes_document_their_arguments():
                                              and not issubclass(obj, Exception))}
     assert "ResidualV1" in public and "get_model" in public
     assert [name for name, obj in public.items() if "Args:" not in (obj.__doc__ or "")] == []
+
+
+# The public API of the layers above the models: their builders, functions and records carry an
+# `Args:` section too (exceptions excluded; names re-exported from another module are checked
+# where they are defined).
+DOCUMENTED_MODULES = [
+    "gluon_modern_cnn.training.loop", "gluon_modern_cnn.training.checkpoint",
+    "gluon_modern_cnn.training.inference", "gluon_modern_cnn.training.precision",
+    "gluon_modern_cnn.training.losses", "gluon_modern_cnn.training.plotting",
+    "gluon_modern_cnn.training.progress",
+    "gluon_modern_cnn.data.loaders", "gluon_modern_cnn.data.pipelines",
+    "gluon_modern_cnn.data.fashion_mnist",
+    "gluon_modern_cnn.tools.export", "gluon_modern_cnn.tools.flops",
+    "gluon_modern_cnn.tools.summary", "gluon_modern_cnn.tools.crosscheck",
+    "gluon_modern_cnn.tools.model_docs",
+    "gluon_modern_cnn.runtime.files", "gluon_modern_cnn.runtime.distributed.worker",
+    "gluon_modern_cnn.runtime.distributed.layout", "gluon_modern_cnn.runtime.distributed.running",
+    "gluon_modern_cnn.runtime.compat", "gluon_modern_cnn.checks",
+]
+
+
+def _takes_parameters(obj) -> bool:
+    import inspect
+    return bool(inspect.signature(obj).parameters)
+
+
+def _public_objects_with_parameters(module):
+    import inspect
+    public = {name: getattr(module, name) for name in module.__all__}
+    return {name: obj for name, obj in public.items()
+            if (inspect.isfunction(obj) or (inspect.isclass(obj)
+                                            and not issubclass(obj, BaseException)))
+            and obj.__module__ == module.__name__ and _takes_parameters(obj)}
+
+
+@pytest.mark.parametrize("module_name", DOCUMENTED_MODULES)
+def test_public_api_of_the_other_layers_documents_its_arguments(module_name):
+    import importlib
+    module = importlib.import_module(module_name)
+    public = _public_objects_with_parameters(module)
+    assert public, f"{module_name} has no public function or class with parameters to check"
+    assert [name for name, obj in public.items() if "Args:" not in (obj.__doc__ or "")] == []
+
+
+def test_the_argument_check_sees_functions_classes_and_records():
+    # Guards the filter above: what it must check is not filtered out.
+    from gluon_modern_cnn.runtime import files
+    from gluon_modern_cnn.training import checkpoint, loop
+    checked = _public_objects_with_parameters(loop)
+    assert {"fit", "train_ch6", "History", "EpochRecord", "Accumulator"} <= set(checked)
+    assert "Timer" not in checked  # no parameters
+    assert "TrainingDiverged" not in checked  # an exception
+    assert "claim_run_folder" in _public_objects_with_parameters(files)  # a context manager
+    in_checkpoint = _public_objects_with_parameters(checkpoint)
+    assert "save_checkpoint" in in_checkpoint
+    assert "atomic_write" not in in_checkpoint  # re-exported: checked in runtime.files

@@ -102,7 +102,14 @@ _SPECS = {
 
 
 class DataFileError(ValueError):
-    """A data file exists but does not hold what the official file holds."""
+    """A data file exists but does not hold what the official file holds.
+
+    Args:
+        path: the file.
+        problem: what is wrong with it, without the advice (kept as ``problem``, for the list of
+            failed downloads).
+        spec: what the official file holds, which the message describes.
+    """
 
     def __init__(self, path: Path, problem: str, spec: _IDXSpec):
         self.path = Path(path)
@@ -118,11 +125,16 @@ class DataFileError(ValueError):
 # ---------------------------------------------------------------------------------------------
 
 def resolve_data_root(root: Optional[PathLike] = None) -> Path:
-    """The directory holding the four Fashion-MNIST files.
+    """The directory holding the four Fashion-MNIST files. The directory need not exist yet.
 
-    ``root`` if given, else ``$FASHION_MNIST_ROOT``, else MXNet's convention
-    ``$MXNET_HOME/datasets/fashion-mnist`` (``MXNET_HOME`` defaults to ``~/.mxnet``), the directory
-    the book's ``gluon.data.vision.FashionMNIST`` uses. The directory need not exist yet.
+    Args:
+        root: the directory (``~`` is expanded); default ``None``: ``$FASHION_MNIST_ROOT``, else
+            MXNet's convention ``$MXNET_HOME/datasets/fashion-mnist`` (``MXNET_HOME`` defaults to
+            ``~/.mxnet``), the directory the book's ``gluon.data.vision.FashionMNIST`` uses.
+
+    Raises:
+        TypeError: when ``root`` is not a path.
+        NotADirectoryError: when it names a file.
     """
     if root is None:
         root = os.environ.get(ROOT_ENV_VAR) or os.path.join(mx.base.data_dir(), "datasets",
@@ -308,7 +320,16 @@ def fashion_mnist_files(train: bool = True, *, root: Optional[PathLike] = None,
 
     Existing files are used as they are (``name.gz`` or plain ``name``); a missing file is
     downloaded from ``MIRRORS`` in order into a temporary file that gets its name only once its
-    content is verified. When every mirror fails, ``FileNotFoundError`` says where to put the files.
+    content is verified.
+
+    Args:
+        train: the training split (default) or the test split.
+        root: the folder with the files; default ``None``, :func:`resolve_data_root`.
+        download: download missing files (default True).
+
+    Raises:
+        FileNotFoundError: when a file is missing and cannot be downloaded, saying where to put
+            the files.
     """
     check_bool(train, "train")
     check_bool(download, "download")
@@ -338,6 +359,15 @@ def load_fashion_mnist_arrays(train: bool = True, *, root: Optional[PathLike] = 
 
     Images are uint8 of shape (N, 28, 28), labels int32 of shape (N,) (the dtype MXNet's own
     ``FashionMNIST`` gives them). Decoded once per process and file.
+
+    Args:
+        train: the training split (default) or the test split.
+        root: the folder with the files; default ``None``, :func:`resolve_data_root`.
+        download: download missing files (default True).
+
+    Raises:
+        DataFileError: for a file whose content is not the official one.
+        FileNotFoundError: as :func:`fashion_mnist_files`.
     """
     image_path, label_path = fashion_mnist_files(train, root=root, download=download)
     images = _read_verified(image_path, _SPECS[(train, "images")])
@@ -347,7 +377,14 @@ def load_fashion_mnist_arrays(train: bool = True, *, root: Optional[PathLike] = 
 
 
 def get_fashion_mnist_labels(labels: Iterable) -> List[str]:
-    """Return the text labels of numeric labels (D2L section 3.5)."""
+    """Return the text labels of numeric labels (D2L section 3.5).
+
+    Args:
+        labels: numeric labels, 0 to 9 (anything ``int()`` takes, e.g. an array's elements).
+
+    Raises:
+        ValueError: for a value outside 0 to 9.
+    """
     names = []
     for label in labels:
         index = int(label)

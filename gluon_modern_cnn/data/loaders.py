@@ -89,7 +89,11 @@ class LegacyBatches:
     """A loader's batches as legacy ``NDArray``s, for code running with ``nd`` semantics (the
     older edition, ``legacy_mode()``). Each batch is made under numpy semantics, which the
     dataset, the book's transform and the batching use also when they run in the calling thread
-    (``num_workers=0``), and converted afterwards."""
+    (``num_workers=0``), and converted afterwards.
+
+    Args:
+        loader: the loader whose batches are converted (its length is this one's).
+    """
 
     def __init__(self, loader):
         self.loader = loader
@@ -116,12 +120,22 @@ def load_data_fashion_mnist(batch_size: int, resize: Optional[int] = None, *,
     """Load Fashion-MNIST and return ``(train_iter, test_iter)`` (D2L section 3.5).
 
     By default the book's pipeline: ``Resize(resize)`` (if given) then ``ToTensor()`` per sample, a
-    shuffled training ``gluon.data.DataLoader`` and an unshuffled test one, with ``num_workers``
-    worker threads (default ``get_dataloader_workers()``). ``fast=True`` returns
-    ``FastImageLoader``s that give bit-identical batches much faster and accept ``seed``,
-    ``num_shards``, ``shard_index`` and ``prefetch`` (both loaders are sharded; only the training
-    one is shuffled). Called with ``nd`` semantics (the older edition), the batches are legacy
-    ``NDArray``s. Each split comes from :func:`fashion_mnist_loader`.
+    shuffled training ``gluon.data.DataLoader`` and an unshuffled test one. Called with ``nd``
+    semantics (the older edition), the batches are legacy ``NDArray``s. Each split comes from
+    :func:`fashion_mnist_loader`.
+
+    Args:
+        batch_size: examples per batch.
+        resize: the side the images are resized to, in pixels; ``None`` keeps 28.
+        root: the folder with the four files (see :func:`resolve_data_root`).
+        download: download missing files (default True).
+        num_workers: worker threads of the book's pipeline (default
+            :func:`get_dataloader_workers`).
+        fast: return :class:`FastImageLoader` objects, which give bit-identical batches much faster
+            (default False).
+        seed, num_shards, shard_index, prefetch: the fast pipeline's shuffling seed, a cluster
+            worker's shard (both loaders are sharded; only the training one is shuffled) and the
+            batches prepared ahead (see :class:`FastImageLoader`).
     """
     if resize is not None:
         check_strict_positive_int(resize, "resize")  # the book's function takes one side

@@ -38,6 +38,11 @@ class FashionMNISTDataset(gluon.data.Dataset):
     Each sample is ``(image, label)``: image an ``mxnet.numpy`` uint8 array of shape (28, 28, 1),
     label a ``numpy.int32``; so the book's ``transform_first(Resize + ToTensor)`` behaves as in the
     book and batches of labels are int32 as there.
+
+    Args:
+        train: the training split (default) or the test split.
+        root: the folder with the four files; default ``None``, :func:`resolve_data_root`.
+        download: download missing files (default True).
     """
 
     def __init__(self, train: bool = True, *, root: Optional[PathLike] = None,
@@ -171,10 +176,27 @@ class FastImageLoader:
 
     Shuffling draws each epoch's order from ``(seed, epoch)``: iterating advances the epoch, and
     ``set_epoch(k)`` makes the next pass epoch ``k``, so a run resumed at epoch k sees the batches
-    an uninterrupted run would. With ``num_shards`` > 1 every worker takes every ``num_shards``-th
-    sample of the same order, starting at ``shard_index``; the shards partition the data (sizes
-    differ by at most one, batch counts not at all). ``prefetch`` batches are prepared ahead in a
-    background thread.
+    an uninterrupted run would.
+
+    Args:
+        images: a numpy uint8 array of shape (N, H, W) or (N, H, W, C).
+        labels: one integer label per image.
+        batch_size: examples per batch.
+        resize: the side each image is resized to, in pixels; default ``None``, kept as it is.
+        shuffle: shuffle every epoch (default False).
+        seed: the shuffling seed (>= 0); default ``None``, drawn once (kept in ``loader.seed``).
+            Required for sharded shuffling: every worker must pass the same one.
+        num_shards: with more than 1 (default 1), every worker takes every ``num_shards``-th
+            sample of the same order; the shards partition the data (sizes differ by at most one,
+            batch counts not at all).
+        shard_index: this worker's shard, in ``[0, num_shards)`` (default 0).
+        last_batch: ``"keep"`` (default) a short last batch, or ``"discard"`` it.
+        prefetch: batches prepared ahead in a background thread (default 2; 0: no thread).
+
+    Raises:
+        TypeError: for images that are not such an array, or arguments of the wrong type.
+        ValueError: for labels that do not match, bad sizes, shards or options, or shards that
+            would read different numbers of batches.
     """
 
     def __init__(self, images: numpy.ndarray, labels: Sequence[int], batch_size: int, *,

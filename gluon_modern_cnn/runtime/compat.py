@@ -51,7 +51,13 @@ def discard_half_imported(package: str) -> bool:
     ``import mxnet`` on numpy >= 1.24 without the aliases fails deep inside MXNet's ``__init__``:
     Python drops ``mxnet`` itself from ``sys.modules`` but keeps the submodules that loaded before
     the failure, and a second import would reuse them and leave ``mxnet.util`` and others missing.
-    Returns whether anything was discarded.
+
+    Args:
+        package: the top-level package name (e.g. ``"mxnet"``); nothing is discarded while the
+            package itself is still in ``sys.modules``.
+
+    Returns:
+        Whether any of its submodules was discarded.
     """
     if package in sys.modules:
         return False
@@ -213,7 +219,12 @@ T = TypeVar("T")
 
 
 def np_thread(func: Callable[..., T]) -> Callable[..., T]:
-    """Decorate a function that runs in another thread so that it sees ``npx.set_np()`` semantics."""
+    """Decorate a function that runs in another thread so that it sees ``npx.set_np()`` semantics.
+
+    Args:
+        func: the function; the wrapper activates numpy semantics before calling it when it runs
+            outside the main thread (``npx.set_np()`` holds per thread).
+    """
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         if threading.current_thread() is not threading.main_thread():
@@ -223,7 +234,12 @@ def np_thread(func: Callable[..., T]) -> Callable[..., T]:
 
 
 def mxnet_error_summary(err: BaseException) -> str:
-    """The one informative line of an MXNetError (its text starts with a C++ traceback)."""
+    """The one informative line of an MXNetError (its text starts with a C++ traceback).
+
+    Args:
+        err: the exception; its first ``Check failed``/``MXNetError:`` line, else its last line,
+            else its type name, is returned.
+    """
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     for line in lines:
         if "Check failed" in line or "MXNetError:" in line:

@@ -48,7 +48,13 @@ _FIXES = {
 
 
 class OutputError(OSError):
-    """Writing a file failed; the message names the file, the cause and the fix."""
+    """Writing a file failed; the message names the file, the cause and the fix.
+
+    Args:
+        message: the whole message (see :func:`describe_os_error`).
+        code: the ``errno`` of the operating-system error, if there was one.
+        path: the file or folder that could not be written.
+    """
 
     def __init__(self, message: str, code: Optional[int] = None, path: Optional[Path] = None):
         super().__init__(message)
@@ -57,7 +63,13 @@ class OutputError(OSError):
 
 
 def describe_os_error(err: OSError, path: PathLike, *, action: str = "write") -> str:
-    """``cannot write PATH: No space left on device; the disk is full; free space ...``."""
+    """``cannot write PATH: No space left on device; free space on that disk ...``.
+
+    Args:
+        err: the operating-system error; its ``strerror`` is the cause, its ``errno`` picks the fix.
+        path: the file or folder the message names.
+        action: the verb after "cannot" (default ``"write"``, e.g. ``"create the folder"``).
+    """
     cause = err.strerror or str(err)
     fix = _FIXES.get(err.errno)
     return f"cannot {action} {path}: {cause}" + (f"; {fix}" if fix else "")
@@ -78,7 +90,11 @@ def _temporary_prefix(path: Path) -> str:
 
 
 def sync_file(path: PathLike) -> None:
-    """Flush ``path``'s content to disk."""
+    """Flush ``path``'s content to disk.
+
+    Args:
+        path: an existing file.
+    """
     with open(path, "rb") as f:
         os.fsync(f.fileno())
 
@@ -88,9 +104,19 @@ def atomic_write(path: PathLike, write: Callable[[str], Any], *,
     """Call ``write(tmp_path)`` then rename the finished file onto ``path``: a kill at any moment
     leaves either the old file or the new one, never half a file.
 
-    The temporary file is synced to disk before the rename and the folder after it;
-    ``before_replace(tmp_path)`` runs between the two (fault injection in tests). An ``OSError``
-    becomes an :class:`OutputError` naming ``path`` and the fix.
+    The temporary file is synced to disk before the rename and the folder after it.
+
+    Args:
+        path: the target file; missing parent folders are created.
+        write: called with the temporary file's path (a ``str`` in the same folder) to write it.
+        before_replace: called with the temporary file's path between the sync and the rename
+            (fault injection in tests); default none.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        OutputError: for any ``OSError``, naming ``path`` and the fix.
     """
     path = Path(path)
     existed = path.is_file()
@@ -132,7 +158,14 @@ def _fsync_directory(directory: Path) -> None:
 
 def remove_stale_temporaries(path: PathLike) -> List[Path]:
     """Delete the temporary files :func:`atomic_write` left beside ``path`` when a process was
-    killed before renaming them; returns the deleted paths."""
+    killed before renaming them.
+
+    Args:
+        path: the target file whose leftover temporaries (``.NAME.*.tmp`` beside it) are deleted.
+
+    Returns:
+        The deleted paths, sorted.
+    """
     path = Path(path)
     stale = sorted(path.parent.glob(f"{_temporary_prefix(path)}*.tmp")) if path.parent.is_dir() \
         else []
@@ -220,11 +253,21 @@ def _acquire(folder: Path) -> int:
 
 @contextlib.contextmanager
 def claim_run_folder(folder: PathLike) -> Iterator[Path]:
-    """Hold ``folder`` (created if missing) for this process until the block ends; raises
-    :class:`RunFolderBusy` naming the live process that holds it. Re-entrant within a process.
+    """Hold ``folder`` for this process until the block ends. Re-entrant within a process.
 
     A claim left by a process that died (killed, crashed, power cut) is no lock any more: the
     kernel released it, and the next run takes the folder over, with a note on stderr.
+
+    Args:
+        folder: the run folder; created if missing (and removed again if it is still empty when
+            the block ends).
+
+    Yields:
+        ``folder`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        RunFolderBusy: naming the live process that holds the folder.
+        OutputError: when the folder or its claim file cannot be created.
     """
     folder = Path(folder)
     created = not folder.exists()

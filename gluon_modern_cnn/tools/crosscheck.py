@@ -88,6 +88,14 @@ REPLAYS: Dict[str, Callable[[], List[List[str]]]] = {
 
 @dataclass(frozen=True)
 class LineCheck:
+    """One printed line: the book's beside the package's.
+
+    Args:
+        book: the book's line, or ``None`` when the package printed more lines.
+        package: the package's line, or ``None`` when it printed fewer lines.
+        names_match: compare whole lines, whitespace-normalised (default); ``False`` compares only
+            the shapes, for a printed output whose layer names cannot match.
+    """
     book: Optional[str]
     package: Optional[str]
     names_match: bool = True
@@ -108,6 +116,16 @@ def _shape_part(line: str) -> str:
 
 @dataclass
 class SectionCheck:
+    """One section's verdict: its lines compared, or why it could not be or need not be.
+
+    Args:
+        key: the section's number (``"7.6"``).
+        title: its title.
+        lines: one :class:`LineCheck` per line, in order (default none).
+        error: what went wrong replaying it; default ``None``.
+        nothing_to_check: why the section has nothing deterministic to check (then there are no
+            lines); default ``None``.
+    """
     key: str
     title: str
     lines: List[LineCheck] = field(default_factory=list)
@@ -136,7 +154,18 @@ def _why_nothing_to_check(key: str) -> str:
 
 
 def replay(key: str) -> List[List[str]]:
-    """Run section ``key``'s deterministic cells in a fresh name scope; the lines they print."""
+    """Run section ``key``'s deterministic cells in a fresh name scope; the lines they print.
+
+    Args:
+        key: a section in :data:`REPLAYS` (``"7.1"``).
+
+    Returns:
+        One list of lines per printed output of the section.
+
+    Raises:
+        ValueError: for a section without deterministic output, saying why and naming those with
+            one.
+    """
     if key not in REPLAYS:
         reason = f" ({_why_nothing_to_check(key)})" if key in book.SECTIONS else ""
         raise ValueError(f"section {key} has no deterministic output to cross-check{reason}; "
@@ -166,9 +195,19 @@ def _check_section(key: str) -> SectionCheck:
 
 def crosscheck(sections: Optional[Iterable[str]] = None, *,
                edition: Optional[str] = None) -> List[SectionCheck]:
-    """Replay and compare the given sections (default: every section of the book, those without
-    deterministic output listed with the reason; or the sections of one ``edition`` that have
-    printed shapes: ``gluonbook`` or ``0.17``; the 1.0 source keeps no printed output)."""
+    """Replay and compare sections with the book.
+
+    Args:
+        sections: the section keys; default ``None``, every section of the book (those without
+            deterministic output listed with the reason), or with ``edition`` that edition's
+            sections with printed shapes.
+        edition: only sections of this edition: ``gluonbook`` or ``0.17`` (the 1.0 source keeps
+            no printed output); default ``None``, any.
+
+    Raises:
+        ValueError: for an unknown edition, an edition without printed shapes, a section of
+            another edition, or a section without deterministic output.
+    """
     if edition is not None:
         editions = sorted(set(book.EDITIONS.values()))
         if edition not in editions:
@@ -195,7 +234,11 @@ def crosscheck(sections: Optional[Iterable[str]] = None, *,
 
 
 def format_report(checks: Sequence[SectionCheck]) -> str:
-    """The package's lines beside the book's, a verdict per section and a summary line."""
+    """The package's lines beside the book's, a verdict per section and a summary line.
+
+    Args:
+        checks: what :func:`crosscheck` returned.
+    """
     out: List[str] = []
     for check in checks:
         if check.nothing_to_check is not None:

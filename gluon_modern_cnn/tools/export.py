@@ -174,10 +174,23 @@ def _write_atomically(targets: Sequence[Path], write: Callable[[Path], Sequence[
 def export_mxnet(net, prefix: PathLike, *, input_shape: Sequence[int], epoch: int = 0,
                  overwrite: bool = False) -> Tuple[Path, Path]:
     """Save ``net``'s prediction-mode graph and parameters as ``prefix-symbol.json`` and
-    ``prefix-<epoch:04d>.params`` (the files of ``HybridBlock.export``); returns both paths.
+    ``prefix-<epoch:04d>.params`` (the files of ``HybridBlock.export``).
 
-    ``input_shape`` (with the batch dimension) is the shape of one input batch; the exported graph
-    runs on any batch size. Existing files are only replaced with ``overwrite=True``.
+    Args:
+        net: an initialized ``HybridBlock`` (a book ``nn.Block`` is refused: export its twin).
+        prefix: the files' path prefix.
+        input_shape: the shape of one input batch, batch dimension included, e.g. (1, 1, 96, 96);
+            the exported graph runs on any batch size.
+        epoch: the number in the parameter file's name (default 0).
+        overwrite: replace existing files (default False: they are refused).
+
+    Returns:
+        ``(symbol file, parameter file)``.
+
+    Raises:
+        TypeError: for an ``nn.Block``.
+        ValueError: for a bad ``input_shape``.
+        FileExistsError: when a file exists and ``overwrite`` is false.
     """
     _check_hybrid(net)
     shape = _check_input_shape(input_shape)
@@ -197,8 +210,15 @@ def load_mxnet(prefix: PathLike, *, epoch: int = 0,
     """Load a model written by :func:`export_mxnet` (or ``HybridBlock.export``) as a
     ``gluon.SymbolBlock`` that takes and returns ``mxnet.np`` arrays.
 
-    The parameter file is checked against the graph first: a file saved from another model raises
-    ``ValueError`` naming the parameters that do not fit.
+    Args:
+        prefix: the files' path prefix, as given to :func:`export_mxnet`.
+        epoch: the number in the parameter file's name (default 0).
+        ctx: the device to load onto; default ``None``, MXNet's default (the CPU).
+
+    Raises:
+        FileNotFoundError: when a file is missing (naming the files with that prefix).
+        ValueError: for files that are not MXNet's, or a parameter file saved from another model
+            (checked against the graph first, naming the parameters that do not fit).
     """
     mx = import_mxnet()
     activate_np()  # SymbolBlock.imports builds a numpy-mode block only under set_np()
@@ -262,14 +282,29 @@ def _check_params_fit(symbol, saved: Dict, symbol_file: Path, params_file: Path)
 def export_onnx(net, path: PathLike, *, input_shape: Sequence[int],
                 opset: int = DEFAULT_ONNX_OPSET, dynamic_batch: bool = False,
                 overwrite: bool = False) -> Path:
-    """Convert ``net``'s prediction-mode graph to an ONNX file with MXNet's exporter; returns the
-    path.
+    """Convert ``net``'s prediction-mode graph to an ONNX file with MXNet's exporter.
 
-    The model has one float32 input named ``data`` of shape ``input_shape``; with
-    ``dynamic_batch=True`` its first dimension is left open. ``opset`` is one of
-    :data:`ONNX_OPSETS` (13 to 19); reductions other than sums over given axes (``x.mean(axis=0)``,
-    ``x.max(axis=1)``) need opset 18 or later. The model is checked with ``onnx.checker`` before
-    it is written; an existing file is only replaced with ``overwrite=True``.
+    The model has one float32 input named ``data``. The model is checked with ``onnx.checker``
+    before it is written.
+
+    Args:
+        net: an initialized ``HybridBlock`` (a book ``nn.Block`` is refused: export its twin).
+        path: the ONNX file to write.
+        input_shape: the input's shape, batch dimension included, e.g. (1, 1, 96, 96).
+        opset: the ONNX opset, one of :data:`ONNX_OPSETS` (13 to 19; default
+            :data:`DEFAULT_ONNX_OPSET`); reductions other than sums over given axes
+            (``x.mean(axis=0)``, ``x.max(axis=1)``) need opset 18 or later.
+        dynamic_batch: leave the input's first dimension open (default False).
+        overwrite: replace an existing file (default False: it is refused).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ImportError: without the ``onnx`` package (the ``onnx`` extra).
+        NotImplementedError: for an operator MXNet's exporter cannot translate at ``opset``.
+        TypeError, ValueError, FileExistsError: as :func:`export_mxnet`, and for an unknown
+            ``opset``.
     """
     if opset not in ONNX_OPSETS:
         raise ValueError(f"opset must be one of {ONNX_OPSETS} (from MXNet 1.9.1's translations "

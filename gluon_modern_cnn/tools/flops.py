@@ -53,7 +53,15 @@ def _per_example(shape: Sequence[int]) -> int:
 
 @dataclass(frozen=True)
 class LayerCost:
-    """One leaf layer: its structural name, type, output shape, parameters and forward FLOPs."""
+    """One leaf layer: its structural name, type, output shape, parameters and forward FLOPs.
+
+    Args:
+        name: the structural name (``1.0.conv1``).
+        kind: the layer's class name (``Conv2D``).
+        output_shape: its output's shape for one example, batch dimension (1) included.
+        parameters: trainable parameter values it owns.
+        flops: forward FLOPs per example (see the module docstring's conventions).
+    """
 
     name: str
     kind: str
@@ -67,7 +75,14 @@ _UNIT_LAYERS = (nn.Conv1D, nn.Conv2D, nn.Conv3D, nn.Dense)
 
 
 def leaf_layers(block: gluon.Block, prefix: str = "") -> Iterator[Tuple[str, gluon.Block]]:
-    """The layers whose costs are counted, with their structural names (``1.0.conv1``)."""
+    """The layers whose costs are counted, with their structural names (``1.0.conv1``).
+
+    A convolution or dense layer counts as one unit with its fused activation.
+
+    Args:
+        block: the network (or any block in it).
+        prefix: prepended to every name (default none).
+    """
     children = list(block._children.items())
     if not children or isinstance(block, _UNIT_LAYERS):
         yield prefix.rstrip("."), block
@@ -82,7 +97,13 @@ def _is_batch_norm(layer: gluon.Block) -> bool:
 
 
 def layer_flops(layer: gluon.Block, in_shape: Shape, out_shape: Shape) -> int:
-    """Forward FLOPs per example of a leaf layer (see the module docstring's conventions)."""
+    """Forward FLOPs per example of a leaf layer (see the module docstring's conventions).
+
+    Args:
+        layer: the leaf layer; a convolution's or dense layer's weight shape must be known.
+        in_shape: its input's shape, batch dimension included (read by global pooling only).
+        out_shape: its output's shape, batch dimension included.
+    """
     out = _per_example(out_shape)
     activation = out if getattr(layer, "act", None) is not None else 0
     if isinstance(layer, (nn.Conv1D, nn.Conv2D, nn.Conv3D)):
@@ -108,20 +129,33 @@ def block_extra_flops(block: gluon.Block, out_shape: Shape) -> int:
     A block declares it as ``extra_flops_per_output`` (FLOPs per output element; 0 when absent):
     the book's residual block applies ReLU after ``bn1``, adds the shortcut and applies ReLU
     again (3); the paper's v1 block adds and applies ReLU (2); the pre-activation block only
-    adds (1)."""
+    adds (1).
+
+    Args:
+        block: any block.
+        out_shape: its output's shape, batch dimension included.
+    """
     return getattr(block, "extra_flops_per_output", 0) * _per_example(out_shape)
 
 
 def layer_parameters(layer: gluon.Block) -> int:
-    """Trainable parameter values a layer owns (not its children's)."""
+    """Trainable parameter values a layer owns (not its children's).
+
+    Args:
+        layer: any block whose parameter shapes are known.
+    """
     return sum(_numel(p.shape) for p in own_parameters(layer).values() if p.grad_req != "null")
 
 
 def layer_costs(net: gluon.Block, input_shape: Sequence[int], *,
                 trace: ShapeTrace = None) -> List[LayerCost]:
     """Every leaf layer's output shape, parameter count and forward FLOPs per example, in the
-    order they run, for an input of ``input_shape`` (the batch dimension is ignored); the
-    residual additions, if any, as a last entry. ``trace`` reuses an :func:`infer_shapes` result.
+    order they run; the residual additions, if any, as a last entry.
+
+    Args:
+        net: the network.
+        input_shape: the input's shape; the batch dimension is ignored.
+        trace: reuse an :func:`infer_shapes` result; default ``None``, traced here.
     """
     shape = (1,) + tuple(int(d) for d in input_shape[1:])
     trace = trace or infer_shapes(net, shape)
@@ -140,9 +174,17 @@ def layer_costs(net: gluon.Block, input_shape: Sequence[int], *,
 
 
 def count_parameters(net: gluon.Block, *, trainable_only: bool = True) -> int:
-    """Number of parameter values; by default only trainable ones (``grad_req != 'null'``), which
-    leaves out batch-norm running statistics. The network's shapes must be known (run it, or
-    :func:`infer_shapes`, once first)."""
+    """Number of parameter values. The network's shapes must be known (run it, or
+    :func:`infer_shapes`, once first).
+
+    Args:
+        net: the network.
+        trainable_only: count only trainable ones (``grad_req != 'null'``; default), which leaves
+            out batch-norm running statistics.
+
+    Raises:
+        ValueError: for a parameter whose shape is not known yet.
+    """
     total = 0
     for p in net.collect_params().values():
         if trainable_only and p.grad_req == "null":
@@ -156,6 +198,13 @@ def count_parameters(net: gluon.Block, *, trainable_only: bool = True) -> int:
 
 def count_flops(net: gluon.Block, input_shape: Sequence[int], *,
                 training: bool = False) -> int:
-    """Forward FLOPs per example (``training=True``: a training step's, three times as many)."""
+    """Forward FLOPs per example.
+
+    Args:
+        net: the network.
+        input_shape: the input's shape; the batch dimension is ignored.
+        training: count a training step's FLOPs instead, :data:`TRAINING_FACTOR` (3) times as
+            many (default False).
+    """
     forward = sum(c.flops for c in layer_costs(net, input_shape))
     return forward * TRAINING_FACTOR if training else forward

@@ -42,7 +42,17 @@ Shape = Tuple[int, ...]
 
 @dataclass(frozen=True)
 class StaticSummary:
-    """A network's static description for one input shape."""
+    """A network's static description for one input shape.
+
+    Args:
+        input_shape: the input's shape, batch dimension (1) included.
+        stages: the top-level layers: ``(description, output shape)`` each.
+        layers: the leaf layers' :class:`~gluon_modern_cnn.tools.flops.LayerCost`, in the order
+            they run.
+        extra_flops: arithmetic blocks do themselves (residual additions), FLOPs per example.
+        trainable_parameters: values with ``grad_req != 'null'``.
+        fixed_parameters: running statistics and other non-trained values.
+    """
 
     input_shape: Shape
     stages: Tuple[Tuple[str, Shape], ...]   # top-level layers: description, output shape
@@ -85,7 +95,12 @@ def _stages(net: gluon.Block) -> List[gluon.Block]:
 
 def summarize(net: gluon.Block, input_shape: Sequence[int]) -> StaticSummary:
     """Stage output shapes, per-layer costs and parameter counts of ``net`` for one example of
-    ``input_shape`` (the batch dimension is set to 1), by :func:`flops.infer_shapes`."""
+    ``input_shape`` (the batch dimension is set to 1), by :func:`flops.infer_shapes`.
+
+    Args:
+        net: the network (a ``HybridBlock`` is traced symbolically; nothing is allocated).
+        input_shape: the input's shape, batch dimension included.
+    """
     shape = (1,) + tuple(int(d) for d in input_shape[1:])
     trace = flops.infer_shapes(net, shape)
     stages = tuple((_describe(block), trace.output_shape(block)) for block in _stages(net))
@@ -99,7 +114,11 @@ def summarize(net: gluon.Block, input_shape: Sequence[int]) -> StaticSummary:
 
 def summarize_model(name: str) -> StaticSummary:
     """:func:`summarize` for the registered model ``name`` at its input size (a book ``nn.Block``
-    model through its hybrid twin, where it has one)."""
+    model through its hybrid twin, where it has one).
+
+    Args:
+        name: a registered model name (see ``list_models()``).
+    """
     info = model_info(name)
     built = info.hybrid_model or name
     with mx.name.NameManager():
@@ -132,7 +151,12 @@ def _markdown(text: str) -> str:
 
 
 def render_page(names: Optional[Sequence[str]] = None) -> str:
-    """The models page as Markdown, for the registered ``names`` (default: all)."""
+    """The models page as Markdown.
+
+    Args:
+        names: the registered model names to list, in order; default ``None``, all of
+            ``list_models()``.
+    """
     from ..models import GLUONCV_DIFFERENCES
     names = list_models() if names is None else list(names)
     summaries = {name: summarize_model(name) for name in names}
@@ -184,8 +208,20 @@ def render_page(names: Optional[Sequence[str]] = None) -> str:
 
 
 def write_page(path: Path = DEFAULT_PATH, *, check: bool = False) -> bool:
-    """Write the page to ``path`` (``check=True``: only compare). Returns whether the file was
-    already up to date. A file at ``path`` that is not a generated page is never overwritten."""
+    """Write the page to ``path``. A file at ``path`` that is not a generated page is never
+    overwritten.
+
+    Args:
+        path: the page (default :data:`DEFAULT_PATH`, ``docs/models.md`` of the source checkout).
+        check: only compare, never write (default False).
+
+    Returns:
+        Whether the file was already up to date.
+
+    Raises:
+        FileExistsError: when ``path`` is a file that is not a generated page.
+        FileNotFoundError: when ``path``'s folder does not exist.
+    """
     path = Path(path)
     page = render_page()
     current = path.read_text(encoding="utf-8") if path.exists() else None
@@ -203,7 +239,14 @@ def write_page(path: Path = DEFAULT_PATH, *, check: bool = False) -> bool:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """The command line; returns the exit status (1: ``--check`` found the page out of date)."""
+    """The command line (``--output PATH``, ``--check``).
+
+    Args:
+        argv: the arguments; default ``None``, ``sys.argv[1:]``.
+
+    Returns:
+        The exit status (1: ``--check`` found the page out of date).
+    """
     parser = argparse.ArgumentParser(prog="python -m gluon_modern_cnn.model_docs",
                                      description="Generate the models page from the code.")
     parser.add_argument("--output", type=Path, default=DEFAULT_PATH,

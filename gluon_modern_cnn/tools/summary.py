@@ -20,13 +20,23 @@ __all__ = ["layer_shapes", "trace_lines", "format_trace_line", "LayerSummary", "
 
 
 def format_trace_line(name: str, shape: Tuple[int, ...]) -> str:
-    """One line as the book's ``print(layer.name, 'output shape:\\t', X.shape)`` prints it."""
+    """One line as the book's ``print(layer.name, 'output shape:\\t', X.shape)`` prints it.
+
+    Args:
+        name: the layer's name.
+        shape: its output's shape.
+    """
     return f"{name} output shape:\t {shape}"
 
 
 def layer_shapes(net, X) -> List[Tuple[str, Tuple[int, ...]]]:
     """Feed ``X`` through the top-level layers of ``net`` one by one (the chapter's loop
-    ``for layer in net: X = layer(X)``), returning each layer's name and output shape."""
+    ``for layer in net: X = layer(X)``), returning each layer's name and output shape.
+
+    Args:
+        net: an initialized ``Sequential`` or ``HybridSequential``.
+        X: the input batch.
+    """
     shapes = []
     for layer in net:
         X = layer(X)
@@ -36,7 +46,15 @@ def layer_shapes(net, X) -> List[Tuple[str, Tuple[int, ...]]]:
 
 def trace_lines(net, input_shape: Tuple[int, ...]) -> List[str]:
     """The chapter's trace cell: initialize ``net`` and print each layer's output shape for a
-    uniform random input of ``input_shape``."""
+    uniform random input of ``input_shape``.
+
+    Args:
+        net: a ``Sequential`` or ``HybridSequential``; ``net.initialize()`` is called on it.
+        input_shape: the input's shape, batch dimension included, e.g. ``(1, 1, 224, 224)``.
+
+    Returns:
+        The lines, as :func:`format_trace_line` makes them.
+    """
     X = np.random.uniform(size=input_shape)
     net.initialize()
     return [format_trace_line(name, shape) for name, shape in layer_shapes(net, X)]
@@ -44,7 +62,15 @@ def trace_lines(net, input_shape: Tuple[int, ...]) -> List[str]:
 
 @dataclass(frozen=True)
 class LayerSummary:
-    """A top-level layer: its trace line's name and shape, trainable parameters, forward FLOPs."""
+    """A top-level layer: its trace line's name and shape, trainable parameters, forward FLOPs.
+
+    Args:
+        name: the layer's name (as the trace prints it), or an extra row's (``(residual
+            additions)``).
+        output_shape: its output's shape for one example (empty for an extra row).
+        parameters: trainable parameter values in the layer.
+        flops: forward FLOPs per example.
+    """
 
     name: str
     output_shape: Tuple[int, ...]
@@ -54,7 +80,12 @@ class LayerSummary:
 
 @dataclass(frozen=True)
 class ModelSummary:
-    """The layers of a network for one input shape, and their totals."""
+    """The layers of a network for one input shape, and their totals.
+
+    Args:
+        input_shape: the input's shape, as given.
+        layers: one :class:`LayerSummary` per top-level layer, in order, then any extra rows.
+    """
 
     input_shape: Tuple[int, ...]
     layers: List[LayerSummary]
@@ -72,7 +103,12 @@ def model_summary(net, input_shape: Sequence[int]) -> ModelSummary:
     """The chapter's shape trace of ``net`` for ``input_shape`` with each top-level layer's
     trainable parameters and forward FLOPs per example (``flops.layer_costs``, summed over the
     layer's leaves). Work a block does itself outside its layers (ResNet's residual additions)
-    is one extra row. ``net`` is initialized if it is not."""
+    is one extra row. A network that is not sequential gets one row per leaf layer.
+
+    Args:
+        net: the network; initialized if it is not.
+        input_shape: the input's shape; the batch dimension is ignored (one example is traced).
+    """
     costs = layer_costs(net, input_shape)  # initializes the net and completes deferred shapes
     if not isinstance(net, (nn.Sequential, nn.HybridSequential)):  # no top-level layers to trace
         return ModelSummary(tuple(input_shape), [
@@ -93,7 +129,11 @@ def model_summary(net, input_shape: Sequence[int]) -> ModelSummary:
 
 def format_summary(summary: ModelSummary) -> List[str]:
     """The trace lines as the book prints them (whitespace normalized) with the parameters and
-    FLOPs of each layer beside them, then the totals."""
+    FLOPs of each layer beside them, then the totals.
+
+    Args:
+        summary: what :func:`model_summary` returned.
+    """
     rows = [(book.normalize_whitespace(format_trace_line(layer.name, layer.output_shape))
              if layer.output_shape else layer.name, f"{layer.parameters:,}", f"{layer.flops:,}")
             for layer in summary.layers]

@@ -63,7 +63,15 @@ def _blocks_with_prefix(block: gluon.Block, prefix: str = "") -> Iterator[Tuple[
 
 
 def array_states(net: gluon.Block) -> Dict[str, Tuple[gluon.Block, str]]:
-    """State a block keeps in plain array attributes (not Parameters), by structural name."""
+    """State a block keeps in plain array attributes (not Parameters), by structural name.
+
+    Args:
+        net: the network; its blocks' public array attributes are collected (e.g. the scratch
+            BatchNorm's ``moving_mean``).
+
+    Returns:
+        ``{structural name: (block, attribute name)}``.
+    """
     states = {}
     for prefix, block in _blocks_with_prefix(net):
         for attr, value in vars(block).items():
@@ -88,7 +96,14 @@ def _parameter_arrays(net: gluon.Block) -> Dict[str, mx.np.ndarray]:
 
 def network_state(net: gluon.Block) -> Dict[str, mx.np.ndarray]:
     """Everything ``net`` holds, by structural name, copied to the CPU: its parameters (batch-norm
-    running statistics included) and its array-held state (the scratch BatchNorm's statistics)."""
+    running statistics included) and its array-held state (the scratch BatchNorm's statistics).
+
+    Args:
+        net: the network; every parameter must be initialized.
+
+    Raises:
+        CheckpointError: for a parameter whose shape is still deferred to the first forward pass.
+    """
     arrays = _parameter_arrays(net)
     for name, (block, attr) in array_states(net).items():
         arrays.setdefault(name, getattr(block, attr).as_np_ndarray().copyto(mx.cpu()))
@@ -97,7 +112,11 @@ def network_state(net: gluon.Block) -> Dict[str, mx.np.ndarray]:
 
 def parameters_sidecar(path: PathLike) -> Path:
     """The JSON file beside a parameter file that says what the parameters are for
-    (``model.params`` -> ``model.params.json``)."""
+    (``model.params`` -> ``model.params.json``).
+
+    Args:
+        path: the parameter file.
+    """
     path = Path(path)
     return path.with_name(path.name + ".json")
 
@@ -105,10 +124,21 @@ def parameters_sidecar(path: PathLike) -> Path:
 def save_parameters(net: gluon.Block, path: PathLike, *,
                     about: Optional[Mapping[str, Any]] = None) -> Path:
     """Save ``net``'s parameters and array-held state (e.g. the scratch BatchNorm's moving
-    statistics) to ``path`` atomically; load with :func:`load_parameters` or, for the parameters
-    alone, ``net.load_parameters(path, ignore_extra=True)``. ``about`` (e.g. the model's name and
-    the input size it was trained at) is written beside it (:func:`parameters_sidecar`), so that
-    the file is used correctly wherever it is moved with it."""
+    statistics) to ``path`` atomically.
+
+    Load with :func:`load_parameters` or, for the parameters alone,
+    ``net.load_parameters(path, ignore_extra=True)``.
+
+    Args:
+        net: the network; every parameter must be initialized.
+        path: the parameter file to write.
+        about: what the parameters are for (e.g. the model's name and the input size it was
+            trained at), written beside them (:func:`parameters_sidecar`) first, so that the file
+            is used correctly wherever it is moved with it; default ``None``, no sidecar.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
     arrays = network_state(net)
     if about is not None:  # first: parameters never exist without what they are for
         atomic_write(parameters_sidecar(path), lambda tmp: Path(tmp).write_text(
@@ -117,7 +147,11 @@ def save_parameters(net: gluon.Block, path: PathLike, *,
 
 
 def read_sidecar(path: PathLike) -> Optional[Dict[str, Any]]:
-    """What :func:`save_parameters` wrote beside ``path``, or None when there is nothing."""
+    """What :func:`save_parameters` wrote beside ``path``, or None when there is nothing.
+
+    Args:
+        path: the parameter file (not the sidecar); a missing or unreadable sidecar gives None.
+    """
     try:
         about = json.loads(parameters_sidecar(path).read_text())
     except (OSError, ValueError):
@@ -150,8 +184,21 @@ def _read(path: PathLike) -> Dict[str, mx.np.ndarray]:
 def load_parameters(net: gluon.Block, path: PathLike, *, ctx=None,
                     what: str = "model") -> None:
     """Load a file written by :func:`save_parameters` (or ``save_parameters`` of Gluon) into
-    ``net``; every parameter and array state must be present with its shape, else a
-    :class:`CheckpointError` names the mismatch (typically a file of another model)."""
+    ``net``.
+
+    Args:
+        net: the network; every parameter and array state must be present in the file with its
+            shape.
+        path: the parameter file.
+        ctx: the device(s) to load onto; default ``None``, where ``net``'s initialized parameters
+            are (else the CPU).
+        what: what ``net`` is called in error messages (default ``"model"``).
+
+    Raises:
+        FileNotFoundError: when ``path`` is missing or a folder.
+        CheckpointError: naming the mismatch (typically a file of another model), NaN or infinite
+            values, or a damaged file.
+    """
     _assign(net, _read(path), source=str(path), ctx=ctx, what=what)
 
 
@@ -222,7 +269,18 @@ class Checkpoint:
     """A loaded training checkpoint: the state of a run after ``epoch`` finished epochs.
 
     The optimizer state is a pickle (``Trainer.save_states``), as in MXNet's own checkpoints:
-    resume only from checkpoints you trust.
+    resume only from checkpoints you trust. Built by :func:`load_checkpoint`.
+
+    Args:
+        path: the checkpoint file.
+        model: the registered name of the model trained.
+        epoch: finished epochs.
+        settings: the run's settings (``RunSettings.to_dict()``).
+        history: the run's :class:`History` so far.
+        devices: device specs such as ``"cpu0"``, ``"gpu1"``.
+        extra: anything else the run saved (default empty).
+        trainer_order: the structural names of the parameters in the trainer's order (its states
+            are by position).
     """
 
     path: Path
@@ -278,7 +336,22 @@ def save_checkpoint(path: PathLike, *, net: gluon.Block, trainer: gluon.Trainer,
                     epoch: int, settings: Mapping[str, Any], history: History,
                     devices: Sequence[str], extra: Optional[Mapping[str, Any]] = None) -> Path:
     """Write the checkpoint of a run after ``epoch`` finished epochs to ``path`` (one zip archive),
-    atomically: an existing checkpoint is replaced only by a complete new one."""
+    atomically: an existing checkpoint is replaced only by a complete new one.
+
+    Args:
+        path: the checkpoint file.
+        net: the network; every parameter must be initialized.
+        trainer: its trainer, whose optimizer state is saved.
+        model: the registered name of the model.
+        epoch: finished epochs.
+        settings: the run's settings (JSON-serializable).
+        history: the run's :class:`History` so far.
+        devices: the device specs trained on.
+        extra: anything else to keep (JSON-serializable); default ``None``, nothing.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
     manifest = {**CHECKPOINT_FORMAT, "model": model, "epoch": epoch, "settings": dict(settings),
                 "devices": list(devices), "history": history.to_dict(),
                 "trainer_order": _trainer_order(trainer, net), "extra": dict(extra or {})}
@@ -318,8 +391,15 @@ def _injected_fault(epoch: int) -> None:
 
 
 def load_checkpoint(path: PathLike) -> Checkpoint:
-    """Read and check a checkpoint written by :func:`save_checkpoint`; a damaged or foreign file
-    raises :class:`CheckpointError` saying what is wrong with it."""
+    """Read and check a checkpoint written by :func:`save_checkpoint`.
+
+    Args:
+        path: the checkpoint file.
+
+    Raises:
+        FileNotFoundError: when there is no such file.
+        CheckpointError: for a damaged or foreign file (or a folder), saying what is wrong with it.
+    """
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint file; move it away (a run "

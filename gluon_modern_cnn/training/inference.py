@@ -30,7 +30,15 @@ __all__ = ["trained_resize", "load_trained", "evaluate_model", "read_image", "Pr
 def trained_resize(model: str, params: Union[str, Path]) -> Optional[int]:
     """The ``resize`` the parameters in ``params`` were trained with: from the file beside them
     (``model.params.json``, :func:`checkpoint.read_sidecar`), else from the run folder they are in
-    (its ``settings.json``), when either is about ``model`` or its twin; else the book's."""
+    (its ``settings.json``), when either is about ``model`` or its twin; else the book's.
+
+    Args:
+        model: the registered model name.
+        params: the parameter file.
+
+    Returns:
+        The image side in pixels, or ``None`` for Fashion-MNIST's own 28x28.
+    """
     known, resize = _saved_resize(model, params)
     return resize if known else default_resize(model)
 
@@ -53,11 +61,23 @@ def _saved_resize(model: str, params: Union[str, Path]) -> Tuple[bool, Optional[
 
 def load_trained(model: str, params: Union[str, Path], *, resize: Optional[int] = None,
                  device: Optional[mx.Context] = None, hybrid: bool = False):
-    """Build ``model`` with the parameters in ``params`` on ``device``; returns ``(net, resize)``.
+    """Build ``model`` with the parameters in ``params`` on ``device``.
 
-    ``resize`` defaults to :func:`trained_resize`. With ``hybrid``, a book ``nn.Block`` model is
-    built as its hybridizable twin (same parameter names). A file of another model or of another
-    input size raises ``ValueError`` naming the problem.
+    Args:
+        model: the registered model name.
+        params: the parameter file.
+        resize: the input size the parameters were trained at, in pixels; default ``None``,
+            :func:`trained_resize` (with a note on stderr when nothing says it).
+        device: where to load; default ``None``, :func:`try_gpu`.
+        hybrid: build a book ``nn.Block`` model as its hybridizable twin (same parameter names);
+            default False.
+
+    Returns:
+        ``(net, resize)``.
+
+    Raises:
+        ValueError: for a file of another model or of another input size, or ``hybrid`` for a
+            model without a twin.
     """
     info = model_info(model)
     if hybrid and not info.hybrid:
@@ -92,8 +112,20 @@ def evaluate_model(model: str, params: Union[str, Path], *, data_root=None,
                    batch_size: int = 256, resize: Optional[int] = None,
                    device: Optional[mx.Context] = None,
                    subset: Optional[int] = None) -> Tuple[float, int]:
-    """Test accuracy of ``model`` with the parameters in ``params`` on Fashion-MNIST's test
-    images (the first ``subset`` of them); returns ``(accuracy, number of images)``."""
+    """Test accuracy of ``model`` with the parameters in ``params`` on Fashion-MNIST's test images.
+
+    Args:
+        model: the registered model name.
+        params: the parameter file.
+        data_root: the folder with Fashion-MNIST; default ``None``, :func:`resolve_data_root`'s.
+        batch_size: images per evaluation batch (default 256).
+        resize: the input size, in pixels; default ``None``, as :func:`load_trained`.
+        device: where to evaluate; default ``None``, :func:`try_gpu`.
+        subset: evaluate the first ``subset`` test images only; default ``None``, all 10,000.
+
+    Returns:
+        ``(accuracy, number of images)``.
+    """
     device = device or try_gpu()
     net, resize = load_trained(model, params, resize=resize, device=device)
     test_iter = fashion_mnist_loader(False, batch_size=batch_size, resize=resize, subset=subset,
@@ -102,10 +134,18 @@ def evaluate_model(model: str, params: Union[str, Path], *, data_root=None,
 
 
 def read_image(path: Union[str, Path]) -> numpy.ndarray:
-    """A grayscale image as a uint8 array of shape (height, width), from a PNG, JPEG or other file
-    Pillow reads, or from a ``.npy`` array (uint8, or floats in [0, 1] as ``ToTensor`` makes).
+    """A grayscale image as a uint8 array of shape (height, width).
 
     Fashion-MNIST images are light objects on a black background; photos need the same look.
+
+    Args:
+        path: a PNG, JPEG or other file Pillow reads, or a ``.npy`` array (uint8, or floats in
+            [0, 1] as ``ToTensor`` makes).
+
+    Raises:
+        FileNotFoundError: when the file does not exist.
+        ValueError: for a file that is no readable image or a damaged or truncated one, or an
+            array that is not one grayscale image.
     """
     path = Path(path)
     if not path.is_file():
@@ -176,7 +216,12 @@ def _grayscale(image) -> numpy.ndarray:
 
 @dataclass(frozen=True)
 class Prediction:
-    """The most likely classes of one image, most likely first, with their probabilities."""
+    """The most likely classes of one image, most likely first, with their probabilities.
+
+    Args:
+        source: the image file, as given.
+        classes: ``(class name, probability)`` pairs, most likely first.
+    """
 
     source: str
     classes: List[Tuple[str, float]]
@@ -187,7 +232,19 @@ def predict_images(model: str, params: Union[str, Path], images: Sequence[Union[
                    top: int = 3) -> List[Prediction]:
     """Classify image files with ``model`` and the parameters in ``params``: each image is made
     grayscale, resized as the model was trained (the training pipeline's own resize) and scaled
-    to [0, 1]."""
+    to [0, 1].
+
+    Args:
+        model: the registered model name.
+        params: the parameter file.
+        images: the image files (see :func:`read_image`); all are read before the model loads.
+        resize: the input size, in pixels; default ``None``, as :func:`load_trained`.
+        device: where to run; default ``None``, :func:`try_gpu`.
+        top: how many classes to give per image, from 1 to 10 (default 3).
+
+    Returns:
+        One :class:`Prediction` per image, in order.
+    """
     if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 10:
         raise ValueError(f"top must be an integer from 1 to 10 (the number of classes); got {top!r}")
     pictures = [(str(path), read_image(path)) for path in images]  # bad files fail before the model

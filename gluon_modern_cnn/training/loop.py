@@ -36,7 +36,11 @@ __all__ = ["Accumulator", "Timer", "accuracy", "evaluate_accuracy_gpu", "EpochRe
 
 
 class Accumulator:
-    """For accumulating sums over ``n`` variables (section 3.6)."""
+    """For accumulating sums over ``n`` variables (section 3.6).
+
+    Args:
+        n: the number of sums kept (each starts at 0.0).
+    """
 
     def __init__(self, n):
         self.data = [0.0] * n
@@ -81,7 +85,15 @@ class Timer:
 
 
 def accuracy(y_hat, y):
-    """Compute the number of correct predictions (section 3.6)."""
+    """Compute the number of correct predictions (section 3.6).
+
+    Args:
+        y_hat: the predictions: scores of shape (batch, classes), or predicted labels.
+        y: the true labels, shape (batch,).
+
+    Returns:
+        The number of correct predictions as a float.
+    """
     if len(y_hat.shape) > 1 and y_hat.shape[1] > 1:
         y_hat = y_hat.argmax(axis=1)
     cmp = y_hat.astype(y.dtype) == y
@@ -101,7 +113,16 @@ def _to_device(x, device):
 
 
 def evaluate_accuracy_gpu(net, data_iter, device=None):
-    """Compute the accuracy for a model on a dataset using a GPU (section 6.6)."""
+    """Compute the accuracy for a model on a dataset using a GPU (section 6.6).
+
+    Args:
+        net: the network.
+        data_iter: the batches ``(X, y)`` to evaluate on.
+        device: where to evaluate; default ``None``, the device of the network's first parameter.
+
+    Returns:
+        The fraction of correct predictions, in [0, 1].
+    """
     if not device:  # Query the first device where the first parameter is on
         device = list(net.collect_params().values())[0].list_ctx()[0]
     metric = Accumulator(2)  # No. of correct predictions, no. of predictions
@@ -117,7 +138,17 @@ def evaluate_accuracy_gpu(net, data_iter, device=None):
 
 @dataclass
 class EpochRecord:
-    """One epoch's results: mean training loss and accuracy, test accuracy and speed."""
+    """One epoch's results: mean training loss and accuracy, test accuracy and speed.
+
+    Args:
+        epoch: the epoch's number, 1-based.
+        train_loss: mean training loss per example over the epoch.
+        train_acc: training accuracy over the epoch, in [0, 1].
+        test_acc: test accuracy at the end of the epoch, in [0, 1].
+        examples: training examples seen in the epoch.
+        step_seconds: time of the training steps only (the book's timer), in seconds.
+        wall_seconds: the whole epoch, data loading and evaluation included, in seconds.
+    """
 
     epoch: int                # 1-based
     train_loss: float
@@ -134,7 +165,14 @@ class EpochRecord:
 
 @dataclass
 class History:
-    """Per-epoch results of a run; what ``train_ch6`` returns besides what it prints."""
+    """Per-epoch results of a run; what ``train_ch6`` returns besides what it prints.
+
+    Args:
+        epochs: one :class:`EpochRecord` per finished epoch (default none).
+        devices: the devices trained on, as strings (``"cpu(0)"``).
+        interrupted: whether the run was stopped before its last epoch (Ctrl-C, SIGTERM).
+        stopped_by: the signal that interrupted the run (``"SIGINT"``, ``"SIGTERM"``); not saved.
+    """
 
     epochs: List[EpochRecord] = field(default_factory=list)
     devices: List[str] = field(default_factory=list)
@@ -170,19 +208,34 @@ class History:
 
 
 def format_result(loss: float, train_acc: float, test_acc: float) -> str:
-    """``train_ch6``'s first result line."""
+    """``train_ch6``'s first result line.
+
+    Args:
+        loss: the final training loss.
+        train_acc: the final training accuracy, in [0, 1].
+        test_acc: the final test accuracy, in [0, 1].
+    """
     return f'loss {loss:.3f}, train acc {train_acc:.3f}, test acc {test_acc:.3f}'
 
 
 def format_speed(examples_per_sec: float, devices: Sequence) -> str:
-    """``train_ch6``'s second result line; several devices are listed as ``train_ch13`` prints
-    them (``str(devices)``: ``[gpu(0), gpu(1)]``)."""
+    """``train_ch6``'s second result line.
+
+    Args:
+        examples_per_sec: training speed, in examples per second of training steps.
+        devices: the devices trained on; several are listed as ``train_ch13`` prints them
+            (``str(devices)``: ``[gpu(0), gpu(1)]``).
+    """
     where = str(devices[0]) if len(devices) == 1 else f"[{', '.join(map(str, devices))}]"
     return f'{examples_per_sec:.1f} examples/sec on {where}'
 
 
 def format_epoch_ch5(record: EpochRecord) -> str:
-    """``train_ch5``'s per-epoch line (older edition)."""
+    """``train_ch5``'s per-epoch line (older edition).
+
+    Args:
+        record: the epoch's results; its ``wall_seconds`` is the printed time.
+    """
     return ('epoch %d, loss %.4f, train acc %.3f, test acc %.3f, time %.1f sec'
             % (record.epoch, record.train_loss, record.train_acc, record.test_acc,
                record.wall_seconds))
@@ -198,7 +251,23 @@ class TrainingDiverged(FloatingPointError):
 
 @dataclass
 class TrainState:
-    """What callbacks see: the objects of the run and where it is."""
+    """What callbacks see: the objects of the run and where it is.
+
+    Args:
+        net: the network being trained.
+        trainer: its trainer.
+        devices: the devices it trains on.
+        num_epochs: the epoch the run ends after (the total, not those left).
+        history: the run's :class:`History`, filled epoch by epoch.
+        epoch: 0-based index of the current epoch.
+        batch: 0-based index of the current batch within the epoch.
+        num_batches: the number of training batches per epoch.
+        metric: the epoch's sums: loss, correct predictions, examples.
+        timer: times the epoch's training steps.
+        step_batch_size: what ``trainer.step`` gets on every step; ``None``: each batch's size.
+        split_f: splits a batch across the devices; ``None``: :func:`split_batch`.
+        step_f: one training step; ``None``: :func:`train_step`.
+    """
 
     net: gluon.Block
     trainer: gluon.Trainer
@@ -242,8 +311,14 @@ class Callback:
 
 def book_animator(num_epochs: int, *, path=None, title: Optional[str] = None) -> Animator:
     """The plot ``train_ch6`` draws: train loss, train acc and test acc over the epochs (the
-    book's lines and x axis). Written to a file it also gets ``title``, a y label and room to read
-    it; shown inline in a notebook it stays the book's figure."""
+    book's lines and x axis).
+
+    Args:
+        num_epochs: the x axis's extent, in epochs.
+        path: a file to write the figure to; default ``None``, shown inline as the book's figure.
+            Written to a file it also gets ``title``, a y label and room to read it.
+        title: the figure's title (files only); default none.
+    """
     if path is None:
         return Animator(xlabel='epoch', xlim=[1, num_epochs] if num_epochs > 1 else None,
                         legend=['train loss', 'train acc', 'test acc'])
@@ -270,7 +345,12 @@ def model_title(model) -> str:
 
 
 class AnimatorCallback(Callback):
-    """The book's plot: training loss and accuracy five times an epoch, test accuracy per epoch."""
+    """The book's plot: training loss and accuracy five times an epoch, test accuracy per epoch.
+
+    Args:
+        animator: the :class:`Animator` to draw on (see :func:`book_animator`); flushed at the end
+            of training when it writes to a file.
+    """
 
     def __init__(self, animator: Animator):
         self.animator = animator
@@ -328,6 +408,12 @@ def seed_everything(seed: int, epoch: int, train_iter=None) -> None:
 
     MXNet's generator state cannot be read back, so a resumable run reseeds at every epoch from
     ``(seed, epoch)``: an interrupted-and-resumed run draws what an uninterrupted one draws.
+
+    Args:
+        seed: the run's seed.
+        epoch: the 0-based epoch about to start.
+        train_iter: the training loader; its ``set_epoch(epoch)`` is called when it has one.
+            Default ``None``.
     """
     epoch_seed = (seed * 1_000_003 + epoch) % (2 ** 31)
     mx.random.seed(epoch_seed)
@@ -374,25 +460,47 @@ def fit(net, train_iter, test_iter, num_epochs: int, *, lr: Optional[float] = No
         progress: bool = True) -> History:
     """Train ``net`` from ``start_epoch`` up to ``num_epochs`` (the body of ``train_ch6``).
 
-    ``initialize=True`` re-initializes the parameters (Xavier, ``force_reinit``) on the devices;
-    pass ``False`` to continue from loaded parameters. Without a ``trainer``, SGD with ``lr`` is
-    used (the book's). With several devices each batch is split across them. With ``seed`` both
-    random generators and the loader's shuffling are reseeded per epoch (see :func:`seed_everything`).
-    The first Ctrl-C stops after the current batch and returns the history so far with
-    ``interrupted=True``; a NaN or infinite loss raises :class:`TrainingDiverged`.
+    With several devices each batch is split across them. The first Ctrl-C (or SIGTERM) stops
+    after the current batch and returns the history so far with ``interrupted=True``; a second
+    one stops at once. The 1.0 edition's ``Trainer`` runs its model's ``training_step`` and
+    ``validation_step`` through ``step_f`` and ``evaluate_f``.
 
-    ``step_batch_size`` is what ``trainer.step`` divides the summed gradient by on every step,
-    short last batch included (default: each batch's size). A ``dist_sync`` kvstore needs the
-    global batch there (``distributed.trainer_batch_size``). ``split_f(X, y, devices)`` splits a
-    batch across several devices (default :func:`split_batch`).
+    Args:
+        net: the network.
+        train_iter: the training batches ``(X, y)``, iterated once per epoch.
+        test_iter: the test batches, evaluated after every epoch.
+        num_epochs: the epoch to end after (a positive integer; the total, not those left).
+        lr: the learning rate of the default SGD trainer; required without ``trainer``.
+        trainer: the trainer; default ``None``, SGD with ``lr`` on ``kvstore`` (the book's).
+        loss: the loss; default ``None``, softmax cross-entropy (the book's).
+        device: a device or a list of them; default ``None``, :func:`try_gpu`.
+        initialize: re-initialize the parameters (Xavier, ``force_reinit``) on the devices
+            (default); ``False`` continues from loaded parameters.
+        start_epoch: the 0-based epoch to start at (to resume), from 0 to ``num_epochs``.
+        history: the :class:`History` to append to (resuming); default ``None``, a new one.
+        seed: reseed both random generators and the loader's shuffling every epoch (see
+            :func:`seed_everything`); default ``None``, no reseeding.
+        callbacks: :class:`Callback` objects called at each stage.
+        kvstore: the default trainer's kvstore (default ``"device"``).
+        step_batch_size: what ``trainer.step`` divides the summed gradient by on every step, short
+            last batch included; default ``None``, each batch's size. A ``dist_sync`` kvstore needs
+            the global batch there (``distributed.trainer_batch_size``).
+        split_f: ``split_f(X, y, devices)`` splits a batch across several devices; default ``None``,
+            :func:`split_batch`.
+        step_f: replaces :func:`train_step` (same arguments and result: the summed loss and the
+            number of correct predictions); default ``None``.
+        evaluate_f: ``evaluate_f(net, test_iter, device)`` replaces :func:`evaluate_accuracy_gpu`;
+            default ``None``.
+        progress: show a bar per epoch on stderr in a terminal, a line per epoch elsewhere
+            (:class:`progress.Progress`; default True); stdout stays the caller's.
 
-    ``step_f`` replaces :func:`train_step` (same arguments and result: the summed loss and the
-    number of correct predictions) and ``evaluate_f(net, test_iter, device)`` replaces
-    :func:`evaluate_accuracy_gpu`; the 1.0 edition's ``Trainer`` runs its model's
-    ``training_step`` and ``validation_step`` through them.
+    Returns:
+        The run's :class:`History`.
 
-    ``progress`` shows a bar per epoch on stderr in a terminal, a line per epoch elsewhere
-    (:class:`progress.Progress`); stdout stays the caller's.
+    Raises:
+        TrainingDiverged: when the loss becomes NaN or infinite.
+        ValueError: for a bad epoch count, learning rate, device or start epoch, an empty loader,
+            or a batch the network does not fit.
     """
     _check_positive(num_epochs, "num_epochs")
     if not isinstance(start_epoch, int) or not 0 <= start_epoch <= num_epochs:
@@ -457,7 +565,16 @@ def fit(net, train_iter, test_iter, num_epochs: int, *, lr: Optional[float] = No
 
 def split_batch(X, y, devices: Sequence[mx.Context]) -> Tuple[list, list]:
     """Split ``X`` and ``y`` into one shard per device (section 12.5); a batch that does not
-    divide evenly gives the first devices one sample more."""
+    divide evenly gives the first devices one sample more.
+
+    Args:
+        X: the batch's inputs.
+        y: the batch's labels.
+        devices: the devices, one shard each.
+
+    Returns:
+        The list of input shards and the list of label shards, each shard on its device.
+    """
     if len(devices) == 1:
         return [_to_device(X, devices[0])], [_to_device(y, devices[0])]
     # split_and_load's slicing, without its deprecated as_in_context (a warning per shard).
@@ -468,11 +585,25 @@ def split_batch(X, y, devices: Sequence[mx.Context]) -> Tuple[list, list]:
 def train_step(net, trainer: gluon.Trainer, loss, X, y, devices: Sequence[mx.Context], *,
                check_shapes: bool = False, step_batch_size: Optional[int] = None,
                split_f: Optional[Callable] = None):
-    """One training step on a batch, split across ``devices`` (section 13.1's
-    ``train_batch_ch13``): forward, one loss per shard, backward and
-    ``trainer.step(step_batch_size or batch size)``. Returns the summed loss and the number of
-    correct predictions as Python floats (reading them waits for the step to finish, which is
-    what the book times)."""
+    """One training step on a batch, split across ``devices`` (section 13.1's ``train_batch_ch13``):
+    forward, one loss per shard, backward and ``trainer.step(step_batch_size or batch size)``.
+
+    Args:
+        net: the network.
+        trainer: its trainer.
+        loss: the loss function.
+        X: the batch's inputs.
+        y: the batch's labels.
+        devices: the devices to split the batch across.
+        check_shapes: check that the batch fits the network and its output width fits the labels,
+            with clear errors (:func:`fit` does on the first batch); default False.
+        step_batch_size: what ``trainer.step`` gets; default ``None``, the batch's size.
+        split_f: splits the batch; default ``None``, :func:`split_batch`.
+
+    Returns:
+        The summed loss and the number of correct predictions as Python floats (reading them waits
+        for the step to finish, which is what the book times).
+    """
     Xs, ys = (split_f or split_batch)(X, y, devices)
     with autograd.record():
         y_hats = [(_forward_with_clear_shape_errors(net, X_shard) if check_shapes
@@ -529,9 +660,21 @@ def train_ch6(net, train_iter, test_iter, num_epochs, lr, device=try_gpu(), *,
 
     Draws the book's plot and prints its two result lines, and returns nothing, as the book's
     function does (a notebook cell shows exactly the book's output). The per-epoch results come
-    from :func:`train_ch6_with_history`, which takes the same arguments. The plot is shown inline
-    in a notebook; headless, pass ``figure="curve.png"`` to have it written to a file. ``loss``
-    replaces the book's softmax cross-entropy (e.g. with label smoothing).
+    from :func:`train_ch6_with_history`, which takes the same arguments.
+
+    Args:
+        net: the network; its parameters are (re-)initialized with Xavier on ``device``.
+        train_iter: the training batches.
+        test_iter: the test batches.
+        num_epochs: the number of epochs (a positive integer).
+        lr: the SGD learning rate (a positive number).
+        device: where to train; default :func:`try_gpu` (the first GPU, else the CPU).
+        figure: a file to write the plot to (headless); default ``None``, shown inline in a
+            notebook.
+        callbacks: more :class:`Callback` objects, after the plot's.
+        seed: reseed the generators every epoch (see :func:`fit`); default ``None``.
+        loss: replaces the book's softmax cross-entropy (e.g. with label smoothing); default
+            ``None``.
     """
     train_ch6_with_history(net, train_iter, test_iter, num_epochs, lr, device, figure=figure,
                            callbacks=callbacks, seed=seed, loss=loss)
@@ -541,7 +684,12 @@ def train_ch6_with_history(net, train_iter, test_iter, num_epochs, lr, device=tr
                            figure: Optional[str] = None, callbacks: Iterable[Callback] = (),
                            seed: Optional[int] = None,
                            loss: Optional[gluon.loss.Loss] = None) -> History:
-    """:func:`train_ch6` (section 6.6), returning the :class:`History` of the run."""
+    """:func:`train_ch6` (section 6.6), returning the :class:`History` of the run.
+
+    Args:
+        net, train_iter, test_iter, num_epochs, lr, device, figure, callbacks, seed, loss: as
+            :func:`train_ch6`'s.
+    """
     _check_positive(num_epochs, "num_epochs")
     _check_positive(lr, "lr", (int, float))
     animator = book_animator(num_epochs, path=figure, title=model_title(net))
@@ -552,7 +700,12 @@ def train_ch6_with_history(net, train_iter, test_iter, num_epochs, lr, device=tr
 
 
 def print_result(history: History, device) -> None:
-    """Print ``train_ch6``'s two result lines for ``history`` (saying so when it was interrupted)."""
+    """Print ``train_ch6``'s two result lines for ``history`` (saying so when it was interrupted).
+
+    Args:
+        history: the run's results.
+        device: the device or list of devices trained on, as the speed line names them.
+    """
     final = history.final
     if final is None:
         print("training interrupted before the first epoch ended")
@@ -569,11 +722,19 @@ def train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs, devices=tr
     """Train a model with multiple GPUs (section 13.1), or any list of devices (``mx.cpu(0)``,
     ``mx.cpu(1)`` work too).
 
-    As in the book, the caller initializes ``net`` on ``devices`` and builds ``trainer``; each
-    batch is split across the devices with ``split_f``, one loss per shard, and one
-    ``trainer.step`` covers the whole batch. Plots the book's curve and prints its two result
-    lines; returns nothing, as the book's function does (:func:`train_ch13_with_history` returns
-    the :class:`History`).
+    Plots the book's curve and prints its two result lines; returns nothing, as the book's
+    function does (:func:`train_ch13_with_history` returns the :class:`History`).
+
+    Args:
+        net: the network, which the caller initialized on ``devices`` (as in the book).
+        train_iter: the training batches.
+        test_iter: the test batches.
+        loss: the loss function.
+        trainer: the ``gluon.Trainer`` the caller built; one ``trainer.step`` covers each batch.
+        num_epochs: the number of epochs (a positive integer).
+        devices: the devices; default :func:`try_all_gpus` (every GPU, else the CPU).
+        split_f: splits each batch across the devices, one loss per shard (default
+            :func:`split_batch`).
     """
     train_ch13_with_history(net, train_iter, test_iter, loss, trainer, num_epochs, devices,
                             split_f)
@@ -581,7 +742,12 @@ def train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs, devices=tr
 
 def train_ch13_with_history(net, train_iter, test_iter, loss, trainer, num_epochs,
                             devices=try_all_gpus(), split_f=split_batch) -> History:
-    """:func:`train_ch13` (section 13.1), returning the :class:`History` of the run."""
+    """:func:`train_ch13` (section 13.1), returning the :class:`History` of the run.
+
+    Args:
+        net, train_iter, test_iter, loss, trainer, num_epochs, devices, split_f: as
+            :func:`train_ch13`'s.
+    """
     _check_positive(num_epochs, "num_epochs")
     if not isinstance(trainer, gluon.Trainer):
         raise ValueError(f"train_ch13 takes the gluon.Trainer the caller built (as the book's "
@@ -602,17 +768,28 @@ class _PrintEpochCh5(Callback):
 def train_ch5(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs) -> None:
     """Train and evaluate a model with CPU or GPU (older edition, section 5.5).
 
-    The caller initializes ``net`` and builds ``trainer``, as the older edition's cells do; prints
-    ``training on <ctx>`` and one line per epoch, and passes ``batch_size`` to ``trainer.step`` on
-    every step as the book does. Returns nothing, as the book's function does
-    (:func:`train_ch5_with_history` returns the :class:`History`).
+    Prints ``training on <ctx>`` and one line per epoch. Returns nothing, as the book's function
+    does (:func:`train_ch5_with_history` returns the :class:`History`).
+
+    Args:
+        net: the network, which the caller initialized (as the older edition's cells do).
+        train_iter: the training batches.
+        test_iter: the test batches.
+        batch_size: passed to ``trainer.step`` on every step, as the book does.
+        trainer: the ``gluon.Trainer`` the caller built.
+        ctx: the device to train on.
+        num_epochs: the number of epochs.
     """
     train_ch5_with_history(net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs)
 
 
 def train_ch5_with_history(net, train_iter, test_iter, batch_size, trainer, ctx,
                            num_epochs) -> History:
-    """:func:`train_ch5` (older edition, section 5.5), returning the :class:`History`."""
+    """:func:`train_ch5` (older edition, section 5.5), returning the :class:`History`.
+
+    Args:
+        net, train_iter, test_iter, batch_size, trainer, ctx, num_epochs: as :func:`train_ch5`'s.
+    """
     _check_positive(batch_size, "batch_size")
     print('training on', ctx)
     return fit(net, train_iter, test_iter, num_epochs, trainer=trainer, device=ctx,

@@ -20,10 +20,22 @@ class LabelSmoothingSoftmaxCELoss(Loss):
     With log-probabilities ``p = log_softmax(pred)`` over ``K`` classes the loss of an example is
     ``(1 - epsilon) * (-p[y]) + epsilon * mean_k(-p[k])``, the cross-entropy with the target
     ``(1 - epsilon) * one_hot(y) + epsilon / K``; ``K`` is not needed in advance, so the loss
-    hybridizes. ``epsilon=0`` is the plain softmax cross-entropy. ``sparse_label=False`` takes
-    probability labels (smoothed the same way); ``from_logits=True`` takes log-probabilities.
-    ``weight`` and ``sample_weight`` weigh the loss as in Gluon's losses. Needs numpy semantics
-    (``npx.set_np()``, which importing the package turns on).
+    hybridizes. ``sample_weight`` (in the call) weighs the loss as in Gluon's losses. Needs numpy
+    semantics (``npx.set_np()``, which importing the package turns on).
+
+    Args:
+        epsilon: the smoothing, in [0, 1] (default 0.1): the probability mass spread uniformly
+            over the classes; 0 is the plain softmax cross-entropy.
+        axis: the class axis of the predictions (default -1).
+        sparse_label: labels are class indices (default); ``False`` takes probability labels
+            (smoothed the same way).
+        from_logits: the predictions are already log-probabilities (default False).
+        weight: a global scalar weight of the loss, as in Gluon's losses; default ``None``, 1.
+        batch_axis: the batch axis (default 0).
+        **kwargs: passed to ``gluon.loss.Loss``.
+
+    Raises:
+        ValueError: for an ``epsilon`` outside [0, 1].
     """
 
     def __init__(self, epsilon: float = 0.1, *, axis: int = -1, sparse_label: bool = True,

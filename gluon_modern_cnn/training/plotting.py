@@ -68,21 +68,40 @@ def _number(v: Any) -> float | None:
 class Animator:
     """For plotting data in animation (section 3.6): ``add(x, y)`` appends a point to each line.
 
-    The positional parameters are the book's. Keyword-only extras:
-
-    * ``path``: a ``.png``, ``.svg`` or ``.pdf`` file the figure is written to (atomically, so a
-      viewer never sees half a file). An existing file is refused unless ``overwrite=True``.
-    * ``dpi``: resolution; a PNG is ``figsize * dpi`` pixels.
-    * ``display``: show inline in a notebook; by default, exactly when running in a Jupyter kernel.
-    * ``title``: a title above the axes (``train_ch6`` names the model and its section).
-    * ``min_interval``: the file is rewritten at most once per this many seconds, so that drawing
-      (tens of milliseconds) never slows training noticeably; the latest points are written by
-      :meth:`flush` / :meth:`save`, at the end of a ``with`` block, and at the latest when the
-      interpreter exits. A notebook display is updated on every ``add``, as in the book.
-
     Only the first subplot is drawn into (as in the book); the others are free in ``self.axes``.
     The legend sits to the right of the axes, where it never hides a curve, and a line holding a
-    single point (a one-epoch run) shows it as a marker.
+    single point (a one-epoch run) shows it as a marker. The positional parameters are the book's;
+    the others are keyword-only.
+
+    Args:
+        xlabel: the x axis's label; default none.
+        ylabel: the y axis's label; default none.
+        legend: one name per line; default none.
+        xlim: the x axis's ``(low, high)``; default ``None``, matplotlib's automatic limits.
+        ylim: the y axis's ``(low, high)``; default ``None``, automatic.
+        xscale: the x axis's scale (default ``"linear"``; e.g. ``"log"``).
+        yscale: the y axis's scale (default ``"linear"``).
+        fmts: one matplotlib format per line (default the book's four).
+        nrows: rows of subplots (default 1).
+        ncols: columns of subplots (default 1).
+        figsize: the figure's ``(width, height)`` in inches (default the book's (3.5, 2.5)).
+        path: a ``.png``, ``.svg`` or ``.pdf`` file the figure is written to (atomically, so a
+            viewer never sees half a file); default ``None``, kept in memory until :meth:`save`.
+        overwrite: replace an existing ``path`` (default False: an existing file is refused).
+        dpi: resolution, in dots per inch (default 100); a PNG is ``figsize * dpi`` pixels.
+        display: show inline in a notebook; default ``None``, exactly when running in a Jupyter
+            kernel.
+        min_interval: the file is rewritten at most once per this many seconds (default 1.0, >= 0),
+            so that drawing (tens of milliseconds) never slows training noticeably; the latest
+            points are written by :meth:`flush` / :meth:`save`, at the end of a ``with`` block, and
+            at the latest when the interpreter exits. A notebook display is updated on every
+            ``add``, as in the book.
+        title: a title above the axes (``train_ch6`` names the model and its section).
+
+    Raises:
+        ValueError: for a negative ``min_interval`` or a ``path`` of another format.
+        FileNotFoundError: when ``path``'s folder does not exist.
+        FileExistsError: when ``path`` exists and ``overwrite`` is false.
     """
 
     def __init__(self, xlabel: str | None = None, ylabel: str | None = None,

@@ -55,8 +55,12 @@ class BFloat16Unsupported(ValueError):
 
 
 def bfloat16_cpu_feature(flags: Optional[Iterable[str]] = None) -> Optional[str]:
-    """The CPU feature that gives bfloat16 kernels here (``amx_bf16`` or ``avx512_bf16``), or
-    None. ``flags`` defaults to this machine's."""
+    """The CPU feature that gives bfloat16 kernels here (``amx_bf16`` or ``avx512_bf16``), or None.
+
+    Args:
+        flags: the CPU's feature flags as ``/proc/cpuinfo`` names them; default ``None``, this
+            machine's.
+    """
     flags = cpu_flags() if flags is None else frozenset(flags)
     for feature in reversed(BFLOAT16_CPU_FEATURES):  # AMX first: the faster one
         if flags and feature in flags:
@@ -68,7 +72,19 @@ def check_bfloat16_support(devices: Sequence = (), *, flags: Optional[Iterable[s
                            environ=None) -> str:
     """Refuse, with the reason and the way out, unless bfloat16 training can run on ``devices``.
 
-    Returns the CPU feature used (or ``"assumed"`` under :data:`ASSUME_BF16_ENV`)."""
+    Args:
+        devices: the devices to train on (CPUs only; default none, the check of the CPU alone).
+        flags: the CPU's feature flags; default ``None``, this machine's.
+        environ: the environment read for :data:`ASSUME_BF16_ENV`; default ``None``,
+            ``os.environ``.
+
+    Returns:
+        The CPU feature used (or ``"assumed"`` under :data:`ASSUME_BF16_ENV`, after a one-step
+        probe).
+
+    Raises:
+        BFloat16Unsupported: for a GPU, an MXNet without oneDNN, or a CPU without the features.
+    """
     mx = import_mxnet()
     environ = os.environ if environ is None else environ
     for device in devices:
@@ -119,7 +135,11 @@ def probe_bfloat16_kernels() -> None:
 
 
 def explain_bfloat16_failure(err: BaseException) -> str:
-    """A short message for an MXNet failure of a bfloat16 step."""
+    """A short message for an MXNet failure of a bfloat16 step.
+
+    Args:
+        err: the failure; a missing oneDNN kernel adds the CPU features it needs.
+    """
     from ..runtime.compat import mxnet_error_summary
     summary = mxnet_error_summary(err).rstrip(".!")
     hint = (f"; oneDNN has no bfloat16 kernel for this CPU, which needs "
@@ -227,7 +247,15 @@ def _without_identity_casts(graph, data_names: Sequence[str]):
 
 def bfloat16_graph(out, data_names: Sequence[str]):
     """``out`` (a numpy-mode symbol: a twin's traced graph) rewritten by MXNet's AMP pass so that
-    convolutions and dense layers compute in bfloat16; every output cast back to float32."""
+    convolutions and dense layers compute in bfloat16; every output cast back to float32.
+
+    Args:
+        out: the traced graph.
+        data_names: the names of its data inputs (everything else is a parameter).
+
+    Raises:
+        BFloat16Unsupported: when MXNet's pass cannot convert the graph.
+    """
     mx = import_mxnet()
     from mxnet.contrib import amp
     data_names = list(data_names)
@@ -265,7 +293,11 @@ def _dtype_name(t) -> Optional[str]:
 
 
 def uses_bfloat16(net) -> bool:
-    """Whether :func:`use_bfloat16` was applied to ``net``."""
+    """Whether :func:`use_bfloat16` was applied to ``net``.
+
+    Args:
+        net: any block.
+    """
     return getattr(net, "_bfloat16", False)
 
 
@@ -275,9 +307,22 @@ def use_bfloat16(net, devices: Sequence = (), *, check: bool = True):
     The Python switch behind ``train --dtype bfloat16`` and ``bench --dtype bfloat16``: call it on a
     ``_hybrid`` twin before its first forward pass (``hybridize()`` it, with or without
     ``static_alloc``, before or after). Its parameters stay float32, and so do their gradients,
-    the trainer's updates, batch norm's statistics and the output. Checks the CPU first
-    (:func:`check_bfloat16_support`); ``check=False`` skips that, for building graphs to inspect
-    (:func:`operator_dtypes`) where they cannot run. Returns ``net``.
+    the trainer's updates, batch norm's statistics and the output. Applying it twice changes
+    nothing.
+
+    Args:
+        net: a ``HybridBlock``; hybridized here if it is not yet.
+        devices: the devices it will run on, checked by :func:`check_bfloat16_support` (default
+            none: the CPU alone).
+        check: check the CPU first (default); ``False`` skips that, for building graphs to inspect
+            (:func:`operator_dtypes`) where they cannot run.
+
+    Returns:
+        ``net``.
+
+    Raises:
+        TypeError: for an ``nn.Block`` (use its ``_hybrid`` twin).
+        BFloat16Unsupported: where bfloat16 cannot run or the graph cannot be converted.
     """
     mx = import_mxnet()
     if not isinstance(net, mx.gluon.HybridBlock):
@@ -317,7 +362,14 @@ def use_bfloat16(net, devices: Sequence = (), *, check: bool = True):
 
 @dataclass(frozen=True)
 class OperatorDtypes:
-    """One operator of a graph with the types of what it reads and what it computes."""
+    """One operator of a graph with the types of what it reads and what it computes.
+
+    Args:
+        name: the operator node's name.
+        op: the operator (e.g. ``Convolution``, ``amp_cast``).
+        inputs: ``(input name, dtype)`` of each input.
+        outputs: the dtype of each output.
+    """
 
     name: str
     op: str
@@ -328,7 +380,11 @@ class OperatorDtypes:
 def operator_dtypes(net) -> List[OperatorDtypes]:
     """Every operator of ``net``'s training graph with its input and output types, found by
     MXNet's type inference on the graph for float32 input (no kernel runs and no shape is needed,
-    so this works on any CPU). ``net`` is a hybridizable block, in bfloat16 or not."""
+    so this works on any CPU).
+
+    Args:
+        net: a hybridizable block, in bfloat16 or not.
+    """
     mx = import_mxnet()
     with mx.autograd.train_mode():  # the graph is traced symbolically: the input's shape is unused
         inputs, out = net._get_graph(mx.np.zeros((1,)))

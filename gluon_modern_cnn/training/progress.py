@@ -22,7 +22,12 @@ __all__ = ["Progress", "is_interactive", "format_epoch_line"]
 
 def format_epoch_line(record, num_epochs: int) -> str:
     """The line a finished epoch gets outside a terminal (without a train accuracy where the loop
-    has none: the 1.0 edition's ``Trainer`` measures accuracy on the validation data only)."""
+    has none: the 1.0 edition's ``Trainer`` measures accuracy on the validation data only).
+
+    Args:
+        record: the epoch's results (an ``EpochRecord``).
+        num_epochs: the run's number of epochs, shown as ``epoch N/num_epochs``.
+    """
     acc = f", train acc {record.train_acc:.3f}" if math.isfinite(record.train_acc) else ""
     return (f"epoch {record.epoch}/{num_epochs}: loss {record.train_loss:.3f}{acc}, test acc "
             f"{record.test_acc:.3f}, {record.wall_seconds:.1f} s")
@@ -37,10 +42,15 @@ def _postfix(state, **more) -> dict:
 
 
 class Progress:
-    """A training callback: a tqdm bar per epoch where someone watches ``file`` (stderr by default),
-    one line per finished epoch elsewhere (unless ``lines`` is false: the older edition's
-    ``train_ch5`` prints its own line per epoch), nothing in a Jupyter kernel. ``interactive``
-    overrides the detection."""
+    """A training callback: a tqdm bar per epoch where someone watches the stream, one line per
+    finished epoch elsewhere, nothing in a Jupyter kernel.
+
+    Args:
+        file: the stream to write to; default ``None``, stderr (looked up when writing).
+        interactive: draw bars (True) or lines (False); default ``None``, detected from the stream.
+        lines: print a line per epoch when not interactive (default); false for the older
+            edition's ``train_ch5``, which prints its own line per epoch.
+    """
 
     def __init__(self, *, file: Optional[TextIO] = None, interactive: Optional[bool] = None,
                  lines: bool = True):

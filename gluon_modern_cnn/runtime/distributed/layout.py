@@ -37,7 +37,12 @@ _HOST_PATTERN = re.compile(r"(?:(?P<user>[A-Za-z0-9._][A-Za-z0-9._-]*)@)?"
 
 @dataclass(frozen=True)
 class Host:
-    """A machine reached over ssh: ``hostname`` (name or address) and an optional ``user``."""
+    """A machine reached over ssh.
+
+    Args:
+        hostname: its name or IP address.
+        user: the ssh user; default ``None`` (ssh's default user).
+    """
     hostname: str
     user: Optional[str] = None
 
@@ -59,7 +64,15 @@ class Host:
 
 
 def read_hosts_file(path: Union[str, "os.PathLike[str]"]) -> List[Host]:
-    """The hosts of a hosts file: one ``[user@]hostname`` per line; ``#`` starts a comment."""
+    """The hosts of a hosts file: one ``[user@]hostname`` per line; ``#`` starts a comment.
+
+    Args:
+        path: the hosts file.
+
+    Raises:
+        FileNotFoundError: when the file does not exist.
+        ValueError: for a line that is not a host (naming the line), or a file naming no host.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"hosts file {path} does not exist: write one `[user@]hostname` "
@@ -82,9 +95,17 @@ def read_hosts_file(path: Union[str, "os.PathLike[str]"]) -> List[Host]:
 class ClusterProcess:
     """One process of a planned cluster and the exact command that starts it.
 
-    ``host`` is None for a process on this machine, which runs ``argv`` in ``cwd`` (None: the
-    current directory) with ``env`` added to the launcher's environment; a remote process runs
-    ``argv`` = the ssh command, whose remote command changes directory and sets ``env`` itself.
+    A process on this machine runs ``argv`` in ``cwd`` with ``env`` added to the launcher's
+    environment; a remote process runs ``argv`` = the ssh command, whose remote command changes
+    directory and sets ``env`` itself.
+
+    Args:
+        role: ``"scheduler"``, ``"server"`` or ``"worker"``.
+        index: its number among the processes of its role, from 0.
+        host: the remote host, or ``None`` for a process on this machine.
+        env: the environment variables the process gets (``DMLC_*`` and the launcher's).
+        argv: the command that starts it (the ssh command for a remote process).
+        cwd: the working folder of a local process; default ``None``, the current directory.
     """
     role: str
     index: int
@@ -112,6 +133,12 @@ class ClusterProcess:
 @dataclass(frozen=True)
 class ClusterPlan:
     """Every process of a cluster (scheduler, servers, workers) and its command; see :func:`launch`.
+
+    Args:
+        processes: the processes, scheduler first, then servers, then workers.
+        scheduler_uri: the IP address the ps-lite scheduler binds to.
+        port: the scheduler's port.
+        ssh_options: extra ssh options every remote process was planned with (default none).
     """
     processes: Tuple[ClusterProcess, ...]
     scheduler_uri: str
@@ -137,14 +164,28 @@ def plan_cluster(command: Sequence[str], *, num_workers: int, num_servers: int =
                  ssh_options: Sequence[str] = ()) -> ClusterPlan:
     """Lay out a ps-lite cluster: 1 scheduler, ``num_servers`` servers, ``num_workers`` workers.
 
-    Every process runs ``command`` in ``workdir`` (default: the current directory) with ``env``
-    added. Without ``hosts`` all run here on 127.0.0.1 and the scheduler takes a free port. With
-    ``hosts`` servers and workers go round-robin over them through ssh (worker i on host i mod N),
-    so ``workdir`` must exist on every host; the scheduler runs on this machine
-    (``scheduler="local"``, which then needs the code too) or on the first host (``"first-host"``)
-    at ``port`` (default :data:`DEFAULT_PORT`). ps-lite binds the scheduler to the address it is
-    given, so ``scheduler_host`` must be an IP address of the scheduler's machine that every host
-    reaches; when omitted it is found from the hosts.
+    Without ``hosts`` all processes run here on 127.0.0.1 and the scheduler takes a free port.
+    With ``hosts`` servers and workers go round-robin over them through ssh (worker i on host
+    i mod N), so ``workdir`` must exist on every host. ps-lite binds the scheduler to the address
+    it is given, so it must be an IP address of the scheduler's machine that every host reaches.
+
+    Args:
+        command: the program every process runs, as a list of arguments (not a string).
+        num_workers: the number of workers (a positive integer).
+        num_servers: the number of parameter servers (default 1).
+        hosts: the hosts (:class:`Host` or ``"[user@]hostname"``); default ``None``, this machine.
+        scheduler: ``"local"`` (default: this machine, which then needs the code too) or
+            ``"first-host"`` (the first of ``hosts``); multi-host runs only.
+        scheduler_host: the scheduler's IP address; default ``None``, found from the hosts.
+        port: the scheduler's port; default ``None``, :data:`DEFAULT_PORT` with hosts, else a free
+            port.
+        env: environment variables added to every process (not the ``DMLC_*`` the launcher sets).
+        workdir: the folder every process runs in; default ``None``, the current directory.
+        ssh_options: extra options for every ssh command (default none).
+
+    Raises:
+        ValueError: for an empty command, a non-positive count, a bad port, scheduler option or
+            environment variable, or a scheduler address that cannot be found.
     """
     command = _check_command(command)
     num_workers = _check_count(num_workers, "num_workers")

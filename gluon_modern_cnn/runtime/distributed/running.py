@@ -37,8 +37,13 @@ _POLL_INTERVAL = 0.1
 class ClusterError(RuntimeError):
     """A process of the cluster failed; the launcher has stopped all the others.
 
-    ``process`` is the failed process's launch name (``"worker 1"``), ``rank`` the kvstore rank of
-    a failed worker (its launch index when it died before reporting it, ``rank_reported`` False).
+    Args:
+        message: the launcher's verdict.
+        process: the failed process's launch name (``"worker 1"``), if one failed.
+        rank: the kvstore rank of a failed worker (its launch index when it died before reporting
+            it).
+        rank_reported: whether ``rank`` is the reported kvstore rank (False: the launch index).
+        returncode: the failed process's exit status, if it exited.
     """
 
     def __init__(self, message: str, *, process: Optional[str] = None, rank: Optional[int] = None,
@@ -54,7 +59,12 @@ class ClusterTimeout(ClusterError):
 
 @dataclass(frozen=True)
 class LaunchResult:
-    """A finished run: each worker's kvstore rank by launch index (None: never reported)."""
+    """A finished run.
+
+    Args:
+        worker_ranks: each worker's kvstore rank by launch index (``None``: never reported).
+        seconds: wall-clock seconds from the first start to the end.
+    """
     worker_ranks: Dict[int, Optional[int]]
     seconds: float
 
@@ -160,16 +170,30 @@ def launch(plan: ClusterPlan, *, timeout: Optional[float] = None, grace: float =
            stall_timeout: Optional[float] = DEFAULT_STALL_TIMEOUT) -> LaunchResult:
     """Run ``plan`` (from :func:`plan_cluster`) and watch every process until the workers finish.
 
-    Each process runs in its own process group; its output lines are forwarded to ``stdout`` and
-    ``stderr`` (default: the launcher's) prefixed with its role and index, plus its kvstore rank
-    once a worker reports it (:func:`create_kvstore` does). When every worker has exited 0 the
-    servers and the scheduler get ``grace`` seconds to finish, then are stopped. When any process
-    dies or exits non-zero, after ``timeout`` seconds, on Ctrl-C or on SIGTERM, every process group
-    gets SIGTERM, then SIGKILL after ``grace`` seconds (remote ones through ssh too; a second
-    Ctrl-C skips the wait) and :class:`ClusterError` (:class:`ClusterTimeout`) names the failed
-    worker by its kvstore rank, or KeyboardInterrupt is re-raised. A local worker stopped or
-    using no CPU for ``stall_timeout`` seconds fails the cluster the same way (None: no limit).
-    Local processes are killed when the launcher dies, even by SIGKILL (Linux).
+    Each process runs in its own process group; its output lines are forwarded prefixed with its
+    role and index, plus its kvstore rank once a worker reports it (:func:`create_kvstore` does).
+    When every worker has exited 0 the servers and the scheduler get ``grace`` seconds to finish,
+    then are stopped. When any process dies or exits non-zero, after ``timeout`` seconds, on
+    Ctrl-C or on SIGTERM, every process group gets SIGTERM, then SIGKILL after ``grace`` seconds
+    (remote ones through ssh too; a second Ctrl-C skips the wait). Local processes are killed when
+    the launcher dies, even by SIGKILL (Linux).
+
+    Args:
+        plan: the cluster to run.
+        timeout: seconds the whole cluster may run; default ``None``, no limit.
+        grace: seconds between SIGTERM and SIGKILL, and that servers and scheduler get to finish
+            after the workers (default 10, >= 0).
+        stdout, stderr: where the processes' lines go; default ``None``, the launcher's streams.
+        stall_timeout: seconds a local worker may be stopped or use no CPU before the cluster
+            fails (default :data:`DEFAULT_STALL_TIMEOUT`; ``None``: no limit).
+
+    Returns:
+        A :class:`LaunchResult`.
+
+    Raises:
+        ClusterError: naming the failed worker by its kvstore rank (:class:`ClusterTimeout` after
+            ``timeout``); KeyboardInterrupt is re-raised after the cluster stopped.
+        ValueError: for a timeout, grace or stall timeout that is not a valid number of seconds.
     """
     if stall_timeout is not None:
         check_positive(stall_timeout, "stall_timeout (seconds)", integer=False)

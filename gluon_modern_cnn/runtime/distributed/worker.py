@@ -35,12 +35,18 @@ _RANK_PATTERN = re.compile(r"gluon-modern-cnn-launch: worker rank (\d+) of (\d+)
 
 
 def create_kvstore(name: str = "dist_sync") -> "KVStore":
-    """Create kvstore ``name`` (one of :data:`KVSTORE_TYPES`) for ``gluon.Trainer(kvstore=...)``.
+    """Create kvstore ``name`` for ``gluon.Trainer(kvstore=...)``.
 
-    A ``dist_*`` kvstore needs the ``DMLC_*`` variables the launcher sets; without them this raises
-    a ValueError saying how to launch (MXNet's own error is a bare ``Check notnull``). Under the
-    launcher the worker prints its kvstore rank, which ps-lite assigns, so that the launcher can
-    name it in failure reports.
+    Under the launcher the worker prints its kvstore rank, which ps-lite assigns, so that the
+    launcher can name it in failure reports.
+
+    Args:
+        name: one of :data:`KVSTORE_TYPES` (default ``"dist_sync"``); a ``dist_*`` kvstore needs
+            the ``DMLC_*`` variables the launcher sets.
+
+    Raises:
+        ValueError: for an unknown name, or for a ``dist_*`` kvstore started without the launcher
+            (saying how to launch; MXNet's own error is a bare ``Check notnull``).
     """
     if name not in KVSTORE_TYPES:
         raise ValueError(f"unknown kvstore {name!r}; choose one of {', '.join(KVSTORE_TYPES)}")
@@ -62,7 +68,12 @@ def create_kvstore(name: str = "dist_sync") -> "KVStore":
 
 @dataclass(frozen=True)
 class WorkerInfo:
-    """Where this process stands in the cluster: ``rank`` in ``[0, num_workers)``."""
+    """Where this process stands in the cluster.
+
+    Args:
+        rank: this worker's rank, in ``[0, num_workers)``.
+        num_workers: the number of workers in the cluster (1 without one).
+    """
     rank: int
     num_workers: int
 
@@ -73,12 +84,20 @@ class WorkerInfo:
 
 
 def worker_info(kv: Optional["KVStore"] = None) -> WorkerInfo:
-    """``kv.rank`` and ``kv.num_workers``; without a kvstore (``None``) rank 0 of 1."""
+    """``kv.rank`` and ``kv.num_workers`` as a :class:`WorkerInfo`.
+
+    Args:
+        kv: the kvstore; ``None`` (no kvstore, the default) means rank 0 of 1.
+    """
     return WorkerInfo(0, 1) if kv is None else WorkerInfo(int(kv.rank), int(kv.num_workers))
 
 
 def is_chief(kv: Optional["KVStore"] = None) -> bool:
-    """Whether this process writes checkpoints and results: rank 0, or the only process."""
+    """Whether this process writes checkpoints and results: rank 0, or the only process.
+
+    Args:
+        kv: the kvstore; ``None`` (the default) means a single process.
+    """
     return worker_info(kv).is_chief
 
 
@@ -88,6 +107,9 @@ def shard_options(kv: Optional["KVStore"] = None) -> Dict[str, int]:
     Pass them on: ``load_data_fashion_mnist(..., fast=True, seed=s, **shard_options(kv))``;
     every worker must use the same seed and read the same number of batches per epoch, or the
     workers that have a batch left block forever waiting for the others' gradients.
+
+    Args:
+        kv: the kvstore; ``None`` (the default) gives one shard, index 0.
     """
     info = worker_info(kv)
     return {"num_shards": info.num_workers, "shard_index": info.rank}
@@ -101,6 +123,13 @@ def trainer_batch_size(kv: Optional["KVStore"], batch_size: int) -> int:
     learning rate to mean what it means on one machine with that global batch (measured, see
     docs/distributed.md). ``dist_async`` applies each worker's gradient on its own, and a single
     process already sums its devices' gradients over ``batch_size`` samples: both keep it as is.
+
+    Args:
+        kv: the kvstore, or ``None`` for a single process.
+        batch_size: samples each worker reads per step (a positive integer).
+
+    Raises:
+        ValueError: when ``batch_size`` is not a positive integer.
     """
     check_positive_int(batch_size, "batch_size")
     if kv is not None and kv.type in _SYNC_TYPES:
