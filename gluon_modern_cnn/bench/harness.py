@@ -202,7 +202,15 @@ def chapter_models() -> List[str]:
 
 @dataclass
 class Network:
-    """A model ready to train: the net, the book's SGD trainer and loss, devices, FLOPs."""
+    """A model ready to train: the net, the book's SGD trainer and loss, devices, FLOPs.
+
+    Args:
+        net: the initialized (and, as configured, cast and hybridized) network.
+        trainer: the book's ``gluon.Trainer`` with SGD at the configuration's ``lr``.
+        loss: the book's ``SoftmaxCrossEntropyLoss``.
+        devices: the contexts a batch is split over.
+        flops_per_example: training FLOPs per image (forward and backward).
+    """
 
     net: Any
     trainer: Any
@@ -213,7 +221,13 @@ class Network:
 
 @dataclass
 class Prepared:
-    """A network and the stream of batches it trains on, as :func:`prepare` sets them up."""
+    """A network and the stream of batches it trains on, as :func:`prepare` sets them up.
+
+    Args:
+        config: the resolved configuration.
+        network: the network it trains.
+        batches: an endless stream of ``(X, y)`` batches.
+    """
 
     config: BenchConfig
     network: Network
@@ -262,7 +276,11 @@ def _network_key(config: BenchConfig) -> tuple:
 
 def build_network(config: BenchConfig) -> Network:
     """Build and initialize (Xavier, as ``train_ch6``) ``config``'s model, count its training
-    FLOPs per example, cast and hybridize it as configured, and make the book's SGD trainer."""
+    FLOPs per example, cast and hybridize it as configured, and make the book's SGD trainer.
+
+    Args:
+        config: a resolved configuration (:meth:`BenchConfig.resolved`).
+    """
     from ..runtime.devices import parse_devices
     from ..tools.flops import count_flops
     from ..models import get_model, model_info
@@ -316,7 +334,13 @@ def _real(config: BenchConfig) -> Iterator[Tuple[Any, Any]]:
 
 
 def prepare(config: BenchConfig, network: Optional[Network] = None) -> Prepared:
-    """``config`` (resolved) with its network (built unless given) and its stream of batches."""
+    """``config`` (resolved) with its network (built unless given) and its stream of batches.
+
+    Args:
+        config: what to measure.
+        network: a network built for a configuration that differs only in its data; None:
+            build one.
+    """
     from ..models import model_info
     config = config.resolved()
     network = network or build_network(config)
@@ -506,7 +530,12 @@ MEMORY_STEPS = 2
 
 def measure_memory(config: BenchConfig, *, run_id: Optional[str] = None) -> Dict[str, Any]:
     """A ``memory`` record: this process's RSS before the model was built and its high-water mark
-    after :data:`MEMORY_STEPS` training steps (meaningful in a fresh process; not timed)."""
+    after :data:`MEMORY_STEPS` training steps (meaningful in a fresh process; not timed).
+
+    Args:
+        config: what to measure.
+        run_id: the id of the run the record belongs to.
+    """
     from .records import new_record
     mx = import_mxnet()
     baseline_rss = _rss_bytes()
@@ -524,7 +553,12 @@ def measure_memory(config: BenchConfig, *, run_id: Optional[str] = None) -> Dict
 
 
 def run_peak(*, device: str = "cpu", run_id: Optional[str] = None) -> Dict[str, Any]:
-    """A ``peak`` record: the machine's fp32 peak (``peak.measure_peak``) and the load average."""
+    """A ``peak`` record: the machine's fp32 peak (``peak.measure_peak``) and the load average.
+
+    Args:
+        device: a ``--device`` spec of the device to measure.
+        run_id: the id of the run the record belongs to.
+    """
     from ..runtime.devices import parse_devices
     from .peak import measure_peak
     from .records import new_record
