@@ -1,6 +1,7 @@
 """Device selection: the book's try_gpu family, the "can this MXNet run on this GPU?" decision, and
 parse_devices. The machine has no GPU, so GPU machines are simulated by replacing the two probes
-(NVIDIA's driver, the installed MXNet) with made-up results."""
+(NVIDIA's driver, the installed MXNet) with made-up results, in devices.probes, where every caller
+looks them up."""
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import mxnet as mx
 import pytest
 
 from gluon_modern_cnn.runtime import devices
+from gluon_modern_cnn.runtime.devices import probes
 from gluon_modern_cnn.runtime.devices import DriverProbe, GPU, GPUFallbackWarning, MXNetProbe
 
 GiB = 2**30
@@ -41,8 +43,8 @@ def machine(monkeypatch):
         def fake_driver():
             calls["driver"] += 1
             return driver_probe
-        monkeypatch.setattr(devices, "probe_driver", fake_driver)
-        monkeypatch.setattr(devices, "probe_mxnet", lambda: mxnet_probe)
+        monkeypatch.setattr(probes, "probe_driver", fake_driver)
+        monkeypatch.setattr(probes, "probe_mxnet", lambda: mxnet_probe)
         devices._forget_probes()
         return calls
 
@@ -227,10 +229,10 @@ def host(monkeypatch, tmp_path):
     """A fake host: no libcuda, no /proc/driver/nvidia, and any subprocess is an error."""
     def no_subprocess(*args, **kwargs):
         raise AssertionError(f"unexpected subprocess {args}")
-    monkeypatch.setattr(devices, "_load_libcuda", lambda: None)
-    monkeypatch.setattr(devices, "_PROC_NVIDIA", tmp_path / "absent")
-    monkeypatch.setattr(devices.subprocess, "run", no_subprocess)
-    monkeypatch.setattr(devices.shutil, "which", lambda name: None)
+    monkeypatch.setattr(probes, "_load_libcuda", lambda: None)
+    monkeypatch.setattr(probes, "_PROC_NVIDIA", tmp_path / "absent")
+    monkeypatch.setattr(probes.subprocess, "run", no_subprocess)
+    monkeypatch.setattr(probes.shutil, "which", lambda name: None)
     devices._forget_probes()
     yield monkeypatch, tmp_path
     devices._forget_probes()
@@ -254,7 +256,7 @@ def test_no_driver_is_detected_without_a_subprocess(host):
 
 def test_libcuda_alone_gives_names_and_capabilities(host):
     monkeypatch, _ = host   # nvidia-smi is missing, libcuda is there
-    monkeypatch.setattr(devices, "_load_libcuda", lambda: FakeLibcuda(
+    monkeypatch.setattr(probes, "_load_libcuda", lambda: FakeLibcuda(
         [("NVIDIA H100 80GB HBM3", 9, 0, 80 * GiB), ("NVIDIA A100-SXM4-40GB", 8, 0, 40 * GiB)]))
     probe = devices.probe_driver()
     assert probe.source == "libcuda" and probe.error is None and probe.cuda_version == (12, 2)
@@ -265,23 +267,23 @@ def test_libcuda_alone_gives_names_and_capabilities(host):
 def test_hidden_gpus_stay_hidden(host):
     # cuInit says CUDA_ERROR_NO_DEVICE when CUDA_VISIBLE_DEVICES hides every GPU: respect it.
     monkeypatch, tmp_path = host
-    monkeypatch.setattr(devices, "_load_libcuda", lambda: FakeLibcuda([], init_result=100))
-    monkeypatch.setattr(devices, "_PROC_NVIDIA", fake_proc(tmp_path, ["NVIDIA H100 80GB HBM3"]))
+    monkeypatch.setattr(probes, "_load_libcuda", lambda: FakeLibcuda([], init_result=100))
+    monkeypatch.setattr(probes, "_PROC_NVIDIA", fake_proc(tmp_path, ["NVIDIA H100 80GB HBM3"]))
     probe = devices.probe_driver()
     assert probe.gpus == () and probe.error is None and probe.driver_version == "535.104.05"
 
 
 def test_broken_libcuda_falls_back_to_nvidia_smi(host):
     monkeypatch, tmp_path = host
-    monkeypatch.setattr(devices, "_load_libcuda", lambda: FakeLibcuda([], init_result=999))
-    monkeypatch.setattr(devices, "_PROC_NVIDIA", fake_proc(tmp_path, ["NVIDIA H100 80GB HBM3"]))
-    monkeypatch.setattr(devices.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
+    monkeypatch.setattr(probes, "_load_libcuda", lambda: FakeLibcuda([], init_result=999))
+    monkeypatch.setattr(probes, "_PROC_NVIDIA", fake_proc(tmp_path, ["NVIDIA H100 80GB HBM3"]))
+    monkeypatch.setattr(probes.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
     commands = []
 
     def nvidia_smi(command, **kwargs):
         commands.append(command)
         return subprocess.CompletedProcess(command, 0, "0, NVIDIA H100 80GB HBM3, 9.0, 81559\n", "")
-    monkeypatch.setattr(devices.subprocess, "run", nvidia_smi)
+    monkeypatch.setattr(probes.subprocess, "run", nvidia_smi)
     probe = devices.probe_driver()
     assert commands[0][:2] == ["/usr/bin/nvidia-smi",
                                "--query-gpu=index,name,compute_cap,memory.total"]
@@ -292,9 +294,9 @@ def test_broken_libcuda_falls_back_to_nvidia_smi(host):
 
 def test_old_nvidia_smi_falls_back_to_proc_names(host):
     monkeypatch, tmp_path = host
-    monkeypatch.setattr(devices, "_PROC_NVIDIA", fake_proc(tmp_path, ["Tesla K80", "Tesla K80"]))
-    monkeypatch.setattr(devices.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
-    monkeypatch.setattr(devices.subprocess, "run", lambda command, **kwargs: subprocess.CompletedProcess(
+    monkeypatch.setattr(probes, "_PROC_NVIDIA", fake_proc(tmp_path, ["Tesla K80", "Tesla K80"]))
+    monkeypatch.setattr(probes.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
+    monkeypatch.setattr(probes.subprocess, "run", lambda command, **kwargs: subprocess.CompletedProcess(
         command, 2, "", 'Field "compute_cap" is not a valid field to query.\n'))
     probe = devices.probe_driver()
     assert probe.source == "/proc"

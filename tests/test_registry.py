@@ -221,6 +221,22 @@ def test_no_import_circle():
         visit(module)
 
 
+#: The devices package, bottom to top: each module imports only the ones before it, and its
+#: ``__init__`` only re-exports them (docs/architecture.md).
+DEVICES_MODULES = ("wheels", "decision", "probes", "selection")
+
+
+def test_devices_modules_import_one_way():
+    folder = PACKAGE / "runtime" / "devices"
+    assert {p.stem for p in folder.glob("*.py")} == {"__init__", *DEVICES_MODULES}
+    assert set(folder.glob("*.py")) <= set(PACKAGE_FILES)  # the layer and circle tests cover them
+    for i, name in enumerate(DEVICES_MODULES):
+        inside = {m for m in _package_imports(folder / f"{name}.py")
+                  if m.startswith("gluon_modern_cnn.runtime.devices")}
+        below = {f"gluon_modern_cnn.runtime.devices.{m}" for m in DEVICES_MODULES[:i]}
+        assert inside <= below, f"devices/{name}.py imports {sorted(inside - below)}"
+
+
 def test_registry_and_flops_import_no_model_family():
     lower = {"gluon_modern_cnn.models._shapes", "gluon_modern_cnn.models._registry"}
     for path in (PACKAGE / "models" / "_registry.py", PACKAGE / "models" / "_shapes.py",
