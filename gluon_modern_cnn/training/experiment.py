@@ -38,14 +38,14 @@ import mxnet as mx
 from ..data import IMAGE_SIZE, FastImageLoader, load_data_fashion_mnist
 from ..data import fashion_mnist_loader as data_loader
 from ..models import get_model, model_info
-from ..runtime.devices import parse_devices
+from ..runtime.devices import parse_devices, resolve_devices
 from ..runtime.files import claim_run_folder
 from .checkpoint import (Checkpoint, CheckpointError, atomic_write, load_checkpoint,
                          remove_stale_temporaries, save_checkpoint, save_parameters)
 from .loop import (AnimatorCallback, Callback, History, book_animator, fit, model_title,
                    print_result)
 from .run_plan import (DEFAULT_SEED, RunPlan, RunSettings, check_input_size, cluster_resume_message,
-                       default_resize, plan_run, resolve_devices, resolve_settings)
+                       default_resize, plan_run, resolve_settings)
 
 # RunSettings, resolve_settings and the rest of run_plan are importable from here as before.
 __all__ = ["DEFAULT_SEED", "RunSettings", "RunPlan", "TrainOutcome", "resolve_settings",

@@ -24,7 +24,7 @@ from mxnet import autograd, gluon, init
 
 from ..runtime.compat import mxnet_error_summary
 from ..checks import check_positive
-from ..runtime.devices import try_all_gpus, try_gpu, warn_if_gpu_unusable
+from ..runtime.devices import as_contexts, try_all_gpus, try_gpu, warn_if_gpu_unusable
 from .plotting import Animator
 from .progress import Progress
 
@@ -426,14 +426,6 @@ def _check_positive(value, name: str, kind=(int,)) -> None:
     check_positive(value, name, integer=kind == (int,))
 
 
-def _as_devices(device: Union[mx.Context, Sequence[mx.Context]]) -> List[mx.Context]:
-    devices = [device] if isinstance(device, mx.Context) else list(device)
-    if not devices or not all(isinstance(d, mx.Context) for d in devices):
-        raise ValueError(f"device must be an mx.Context such as mx.cpu() or mx.gpu(0), or a "
-                         f"non-empty list of them; got {device!r}")
-    return devices
-
-
 def _forward_with_clear_shape_errors(net, X):
     try:
         return net(X)
@@ -510,7 +502,7 @@ def fit(net, train_iter, test_iter, num_epochs: int, *, lr: Optional[float] = No
         _check_positive(lr, "lr", (int, float))
     if step_batch_size is not None:
         _check_positive(step_batch_size, "step_batch_size")
-    devices = _as_devices(try_gpu() if device is None else device)
+    devices = [try_gpu()] if device is None else as_contexts(device)
     if any(d.device_type == "cpu" for d in devices):
         warn_if_gpu_unusable()
     if initialize:
@@ -714,7 +706,7 @@ def print_result(history: History, device) -> None:
         print(f"training interrupted during epoch {final.epoch + 1}; results of epoch "
               f"{final.epoch}:")
     print(format_result(final.train_loss, final.train_acc, final.test_acc))
-    print(format_speed(history.examples_per_sec, _as_devices(device)))
+    print(format_speed(history.examples_per_sec, as_contexts(device)))
 
 
 def train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs, devices=try_all_gpus(),
@@ -752,7 +744,7 @@ def train_ch13_with_history(net, train_iter, test_iter, loss, trainer, num_epoch
     if not isinstance(trainer, gluon.Trainer):
         raise ValueError(f"train_ch13 takes the gluon.Trainer the caller built (as the book's "
                          f"cells do); got {trainer!r}")
-    devices = _as_devices(devices)
+    devices = as_contexts(devices)
     history = fit(net, train_iter, test_iter, num_epochs, trainer=trainer, loss=loss,
                   device=devices, initialize=False, split_f=split_f,
                   callbacks=[AnimatorCallback(book_animator(num_epochs))])

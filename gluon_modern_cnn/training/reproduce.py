@@ -18,7 +18,8 @@ import mxnet as mx
 from .. import book
 from .checkpoint import atomic_write
 from .experiment import prepare_output, run_training
-from .run_plan import DEFAULT_SEED, plan_run, resolve_devices, resolve_settings
+from ..runtime.devices import resolve_devices
+from .run_plan import DEFAULT_SEED, plan_run, resolve_settings
 from ..runtime.files import claim_run_folder
 from ..runtime.machine import machine_info, machine_summary
 from ..models import model_info

@@ -20,7 +20,7 @@ from ..checks import check_positive
 from ..data import IMAGE_SIZE, resolve_data_root
 from ..models import model_info
 from ..runtime import distributed
-from ..runtime.devices import parse_devices, try_gpu
+from ..runtime.devices import resolve_devices
 
 if TYPE_CHECKING:
     from mxnet.kvstore import KVStore
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .checkpoint import Checkpoint
 
 __all__ = ["DEFAULT_SEED", "RunSettings", "resolve_settings", "default_resize", "check_input_size",
-           "ClusterRole", "RunPlan", "plan_run", "resolve_devices"]
+           "ClusterRole", "RunPlan", "plan_run"]
 
 _UNSET = object()
 
@@ -243,26 +243,6 @@ class RunPlan:
         return self.cluster.step_batch_size if self.cluster is not None else None
 
 
-def resolve_devices(device: Union[str, mx.Context, Sequence[mx.Context], None]) -> Tuple[mx.Context, ...]:
-    """The devices of a run, decided once (section 6.7's ``try_gpu`` by default).
-
-    Args:
-        device: None: the book's ``try_gpu()``; a context or a list of them; or a ``--device``
-            spec (``cpu``, ``gpu0,gpu1``, ``auto``, ``all``: :func:`runtime.devices.parse_devices`).
-    """
-    if device is None:
-        return (try_gpu(),)
-    if isinstance(device, str):
-        return tuple(parse_devices(device))
-    if isinstance(device, mx.Context):
-        return (device,)
-    devices = tuple(device) if isinstance(device, (list, tuple)) else ()
-    if not devices or not all(isinstance(d, mx.Context) for d in devices):
-        raise ValueError(f"device must be a context, a list of contexts or a spec like 'cpu' or "
-                         f"'gpu0,gpu1'; got {device!r}")
-    return devices
-
-
 def plan_run(settings: RunSettings, *,
              device: Union[str, mx.Context, Sequence[mx.Context], None] = None,
              data_root=None, kvstore: Union[str, "KVStore"] = "device", out: Union[str, Path, None] = None,
@@ -298,7 +278,7 @@ def plan_run(settings: RunSettings, *,
                          f"--independent to `launch` to really run independent copies)")
     if on_cluster and resume_from is not None:
         raise ValueError(cluster_resume_message(kvstore, resume_from.path.parent))
-    devices = resolve_devices(device)
+    devices = tuple(resolve_devices(device))
     if settings.dtype == "bfloat16":  # refused before anything is written or connected
         from .precision import check_bfloat16_support
         check_bfloat16_support(devices)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence, Union
 
 from ..compat import import_mxnet, threads_setting
 from . import probes
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from mxnet.context import Context
 
 __all__ = ["num_gpus", "try_gpu", "try_all_gpus", "warn_if_gpu_unusable", "describe_devices",
-           "parse_devices", "GPUFallbackWarning"]
+           "parse_devices", "as_contexts", "resolve_devices", "GPUFallbackWarning"]
 
 
 class GPUFallbackWarning(RuntimeWarning):
@@ -127,6 +127,35 @@ def parse_devices(spec: str) -> list[Context]:
             raise ValueError(f"device {token!r} is listed twice in {spec!r}")
         contexts.append(context)
     return contexts
+
+
+def as_contexts(device: Union[Context, Sequence[Context]]) -> list[Context]:
+    """A context or a non-empty list of them as a list, or a ValueError naming what was given.
+
+    Args:
+        device: what ``train_ch6(..., device)`` and the other loops take.
+    """
+    Context = import_mxnet().Context
+    contexts = [device] if isinstance(device, Context) else (
+        list(device) if isinstance(device, (list, tuple)) else [])
+    if not contexts or not all(isinstance(d, Context) for d in contexts):
+        raise ValueError(f"device must be an mx.Context such as mx.cpu() or mx.gpu(0), or a "
+                         f"non-empty list of them; got {device!r}")
+    return contexts
+
+
+def resolve_devices(device: Union[str, Context, Sequence[Context], None]) -> list[Context]:
+    """The devices of a run, decided once: every entry point that takes a device goes through here.
+
+    Args:
+        device: None: the book's ``try_gpu()``; a ``--device`` spec (``cpu``, ``gpu0,gpu1``,
+            ``auto``, ``all``; :func:`parse_devices`); or a context or a list of them.
+    """
+    if device is None:
+        return [try_gpu()]
+    if isinstance(device, str):
+        return parse_devices(device)
+    return as_contexts(device)
 
 
 def _missing_gpu_message(index: int, usable: tuple[int, ...]) -> str:
