@@ -6,6 +6,11 @@
 :class:`FashionMNIST` (a data module), :class:`Trainer`, :class:`Classifier`, :func:`add_to_class`
 and the small aliases (``d2l.randn``, ``d2l.reshape``, ...).
 
+The model side (:class:`HyperParameters`, :func:`add_to_class`, :class:`Module`,
+:class:`Classifier`) is :mod:`gluon_modern_cnn.models.edition10_base`, below the chapter's
+networks; this module is the training side: the board a ``Module`` draws on, the ``Trainer`` its
+``plot`` reports to, the data modules.
+
 :class:`Trainer` does not loop itself: ``Trainer.fit`` runs the package's one training loop
 (:func:`gluon_modern_cnn.training.fit`), handing it the model's ``training_step`` and
 ``validation_step``; devices, the unusable-GPU fallback, Ctrl-C handling and the per-epoch
@@ -14,7 +19,6 @@ and the small aliases (``d2l.randn``, ``d2l.reshape``, ...).
 from __future__ import annotations
 
 import collections
-import inspect
 import json
 import math
 import os
@@ -22,10 +26,10 @@ from pathlib import Path
 from typing import Optional
 
 import mxnet as mx
-from mxnet import autograd, gluon, np, npx
-from mxnet.gluon import nn
+from mxnet import autograd, np, npx
 
 from .data import fashion_mnist_loader
+from .models.edition10_base import Classifier, HyperParameters, Module, add_to_class
 from .runtime.devices import try_all_gpus
 from .training import plotting
 from .training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -34,40 +38,7 @@ from .training.loop import Callback, History, _check_output_width, fit
 __all__ = ["add_to_class", "HyperParameters", "ProgressBoard", "Module", "DataModule",
            "FashionMNIST", "Trainer", "Classifier", "cpu", "gpu", "ALIASES"]
 
-
-def add_to_class(Class):
-    """Register the decorated function as a method of ``Class`` (1.0 section 3.2.1)."""
-    def wrapper(obj):
-        setattr(Class, obj.__name__, obj)
-    return wrapper
-
-
-class HyperParameters:
-    """The base class of hyperparameters (1.0 section 3.2.1)."""
-
-    def save_hyperparameters(self, ignore=()):
-        """Save the calling constructor's arguments as attributes and in ``self.hparams``.
-
-        Exactly the arguments of the function that calls it (its parameters, ``*args`` and
-        ``**kwargs``), not other local variables it may have defined before the call; names in
-        ``ignore``, ``self`` and names starting with ``_`` are left out.
-        """
-        frame = inspect.currentframe().f_back
-        try:
-            info = inspect.getargvalues(frame)
-            names = list(info.args)
-            if info.varargs:
-                names.append(info.varargs)
-            hparams = {k: info.locals[k] for k in names}
-            if info.keywords:
-                hparams.update(info.locals[info.keywords])
-        finally:
-            del frame
-        skip = set(ignore) | {"self"}
-        self.hparams = {k: v for k, v in hparams.items()
-                        if k not in skip and not k.startswith("_")}
-        for k, v in self.hparams.items():
-            setattr(self, k, v)
+_Point = collections.namedtuple('Point', ['x', 'y'])
 
 
 class ProgressBoard(HyperParameters):
@@ -89,7 +60,6 @@ class ProgressBoard(HyperParameters):
     def draw(self, x, y, label, every_n=1):
         """Add the point ``(x, y)`` to the line ``label``; every ``every_n`` points are averaged
         into one drawn point, as in the book."""
-        Point = collections.namedtuple('Point', ['x', 'y'])
         if not hasattr(self, 'raw_points'):
             self.raw_points = collections.OrderedDict()
             self.data = collections.OrderedDict()
@@ -97,11 +67,11 @@ class ProgressBoard(HyperParameters):
             self.raw_points[label] = []
             self.data[label] = []
         points = self.raw_points[label]
-        points.append(Point(float(x), float(y)))
+        points.append(_Point(float(x), float(y)))
         if len(points) != max(int(every_n), 1):
             return
-        self.data[label].append(Point(sum(p.x for p in points) / len(points),
-                                      sum(p.y for p in points) / len(points)))
+        self.data[label].append(_Point(sum(p.x for p in points) / len(points),
+                                       sum(p.y for p in points) / len(points)))
         points.clear()
         if self.display:
             self._render()
@@ -152,65 +122,22 @@ class ProgressBoard(HyperParameters):
         self._render()
         return os.fspath(path)
 
+    def points(self) -> dict:
+        """The drawn points per line, ``{label: [[x, y], ...]}`` (what a checkpoint keeps)."""
+        return {label: [list(p) for p in points]
+                for label, points in getattr(self, 'data', {}).items()}
 
-class Module(nn.Block, HyperParameters):
-    """The base class of models (1.0 section 3.2.2): an ``nn.Block`` that knows its loss, its
-    optimizer and how to report its progress."""
+    def restore(self, points: dict) -> None:
+        """Take back the drawn points of a saved run (as :meth:`points` gives them), so that the
+        figure of a resumed run shows the whole run."""
+        self.raw_points = collections.OrderedDict((label, []) for label in points)
+        self.data = collections.OrderedDict(
+            (label, [_Point(*p) for p in line]) for label, line in points.items())
 
-    def __init__(self, plot_train_per_epoch=2, plot_valid_per_epoch=1):
-        super().__init__()
-        self.save_hyperparameters()
-        self.board = ProgressBoard()
 
-    def initialize(self, init=mx.init.Uniform(), ctx=None, verbose=False, force_reinit=False):
-        """Gluon's ``initialize``, except that parameters the model already initialized (the 1.0
-        networks initialize themselves in their constructors) are kept without MXNet's warning
-        per parameter, unless ``force_reinit``."""
-        params = self.collect_params()
-        if verbose:
-            init.set_verbosity(verbose=verbose)
-        for param in params.values():
-            if force_reinit or (param._data is None and not param._deferred_init):
-                param.initialize(None, ctx, init, force_reinit=force_reinit)
-
-    def loss(self, y_hat, y):
-        raise NotImplementedError(f"{type(self).__name__} defines no loss(); derive the model "
-                                  f"from d2l.Classifier or define loss(self, y_hat, y)")
-
-    def forward(self, X):
-        if not hasattr(self, 'net'):
-            raise AttributeError(f"{type(self).__name__} has no self.net: build the network in "
-                                 f"__init__ (self.net = nn.Sequential() ...) or override forward")
-        return self.net(X)
-
-    def plot(self, key, value, train):
-        """Plot a point in animation (and report it to the trainer's history)."""
-        if not hasattr(self, 'trainer'):
-            raise RuntimeError("plot() needs a trainer: train the model with "
-                               "d2l.Trainer(...).fit(model, data)")
-        self.board.xlabel = 'epoch'
-        if train:
-            x = self.trainer.train_batch_idx / self.trainer.num_train_batches
-            n = self.trainer.num_train_batches / self.plot_train_per_epoch
-        else:
-            x = self.trainer.epoch + 1
-            n = self.trainer.num_val_batches / self.plot_valid_per_epoch
-        value = float(value.asnumpy()) if hasattr(value, 'asnumpy') else float(value)
-        self.trainer.observe(key, value, train)
-        self.board.draw(x, value, ('train_' if train else 'val_') + key, every_n=int(n))
-
-    def training_step(self, batch):
-        l = self.loss(self(*batch[:-1]), batch[-1])
-        self.plot('loss', l, train=True)
-        return l
-
-    def validation_step(self, batch):
-        l = self.loss(self(*batch[:-1]), batch[-1])
-        self.plot('loss', l, train=False)
-
-    def configure_optimizers(self):
-        """Minibatch SGD with ``self.lr`` on every parameter (1.0 section 4.3)."""
-        return gluon.Trainer(self.collect_params(), 'sgd', {'learning_rate': self.lr})
+# Every Module gets a board (the book's Module.__init__ makes one); the model side lives below the
+# plotting, in models/, so it is handed the board's class from here instead of importing it.
+Module.board_class = ProgressBoard
 
 
 class DataModule(HyperParameters):
@@ -269,37 +196,6 @@ class FashionMNIST(DataModule):
                                     root=self.root, num_workers=None if square else 0)
 
 
-class Classifier(Module):
-    """The base class of classification models (1.0 section 4.3)."""
-
-    def validation_step(self, batch):
-        Y_hat = self(*batch[:-1])
-        self.plot('loss', self.loss(Y_hat, batch[-1]), train=False)
-        self.plot('acc', self.accuracy(Y_hat, batch[-1]), train=False)
-
-    def accuracy(self, Y_hat, Y, averaged=True):
-        """The fraction (``averaged``) or the indicators of correct predictions."""
-        Y_hat = Y_hat.reshape((-1, Y_hat.shape[-1]))
-        preds = Y_hat.argmax(axis=1).astype(Y.dtype)
-        compare = (preds == Y.reshape(-1)).astype(np.float32)
-        return compare.mean() if averaged else compare
-
-    def loss(self, Y_hat, Y, averaged=True):
-        """Softmax cross-entropy, averaged over the batch (1.0 section 4.5)."""
-        Y_hat = Y_hat.reshape((-1, Y_hat.shape[-1]))
-        Y = Y.reshape((-1,))
-        l = gluon.loss.SoftmaxCrossEntropyLoss()(Y_hat, Y)
-        return l.mean() if averaged else l
-
-    def layer_summary(self, X_shape):
-        """Print each top-level layer's class and output shape for an input of ``X_shape``
-        (1.0 section 7.6)."""
-        X = np.random.randn(*X_shape)
-        for layer in self.net:
-            X = layer(X)
-            print(layer.__class__.__name__, 'output shape:\t', X.shape)
-
-
 def cpu():
     """The CPU device (1.0 section 6.7)."""
     return npx.cpu()
@@ -337,13 +233,12 @@ class _TrainerCheckpoint(Callback):
 
     def on_epoch_end(self, state):
         model = self.trainer.model
-        board = {label: [list(p) for p in points]
-                 for label, points in getattr(model.board, "data", {}).items()}
         save_checkpoint(self.path, net=model, trainer=state.trainer, model=_model_name(model),
                         epoch=state.epoch + 1, settings=_json_safe({
                             "trainer": self.trainer.hparams, "model": model.hparams}),
                         history=state.history, devices=[str(d) for d in state.devices],
-                        extra={"board": board, "train_batch_idx": self.trainer.train_batch_idx})
+                        extra={"board": model.board.points(),
+                               "train_batch_idx": self.trainer.train_batch_idx})
 
 
 def _model_name(model) -> str:
@@ -402,9 +297,20 @@ class Trainer(HyperParameters):
         device = self.gpus[0] if self.gpus else mx.cpu()
         return [a.as_in_ctx(device) for a in batch]
 
-    def observe(self, key, value, train):
-        """Called by ``Module.plot`` with every reported value (the history's source)."""
+    def plot(self, key, value, train):
+        """Draw a value the model reports (``Module.plot``, 1.0 section 3.2.2) on its board at
+        this point of the run, and keep it for the history."""
+        model = self.model
+        model.board.xlabel = 'epoch'
+        if train:
+            x = self.train_batch_idx / self.num_train_batches
+            n = self.num_train_batches / model.plot_train_per_epoch
+        else:
+            x = self.epoch + 1
+            n = self.num_val_batches / model.plot_valid_per_epoch
+        value = float(value.asnumpy()) if hasattr(value, 'asnumpy') else float(value)
         self._observed[(key, train)].append(value)
+        model.board.draw(x, value, ('train_' if train else 'val_') + key, every_n=int(n))
 
     def fit(self, model, data, *, figure=None, checkpoint=None):
         """Train ``model`` on ``data`` for ``max_epochs``. ``figure``: a file the progress board
@@ -449,12 +355,7 @@ class Trainer(HyperParameters):
         # batch norm statistics stay untouched), then take the saved values.
         model(*self.prepare_batch(next(iter(self.val_dataloader or self.train_dataloader)))[:-1])
         saved.load_parameters(model)
-        board = saved.extra.get("board", {})
-        if board:
-            Point = collections.namedtuple('Point', ['x', 'y'])
-            model.board.raw_points = collections.OrderedDict((k, []) for k in board)
-            model.board.data = collections.OrderedDict(
-                (k, [Point(*p) for p in v]) for k, v in board.items())
+        model.board.restore(saved.extra.get("board", {}))
         self.train_batch_idx = int(saved.extra.get("train_batch_idx", 0))
         return saved
 

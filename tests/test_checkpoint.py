@@ -227,15 +227,22 @@ def _state(net) -> dict:
     return {name: array.asnumpy() for name, array in network_state(net).items()}
 
 
+def _saved_checkpoint(path: Path, **fields):
+    """The scratch LeNet after two steps and its trainer, saved to ``path`` as epoch 1 of a
+    lenet_bn_scratch run on cpu0 (``fields``: other settings, history or extra); returns the
+    network, the trainer and the checkpoint's path."""
+    net, trainer = _trained_scratch_lenet()
+    fields = {"settings": {}, "history": History(), **fields}
+    return net, trainer, save_checkpoint(path, net=net, trainer=trainer, model="lenet_bn_scratch",
+                                         epoch=1, devices=["cpu0"], **fields)
+
+
 @pytest.fixture
 def checkpoint_dir(tmp_path):
     """A run folder of lenet_bn_scratch with a checkpoint after 1 of 2 epochs."""
-    net, trainer = _trained_scratch_lenet()
     settings = resolve_settings("lenet_bn_scratch", num_epochs=2, seed=0, subset=100)
     run_dir = tmp_path / "run"
-    save_checkpoint(run_dir / OUTPUT_FILES["checkpoint"], net=net, trainer=trainer,
-                    model="lenet_bn_scratch", epoch=1, settings=settings.to_dict(),
-                    history=History(), devices=["cpu0"])
+    _saved_checkpoint(run_dir / OUTPUT_FILES["checkpoint"], settings=settings.to_dict())
     return run_dir
 
 
@@ -254,13 +261,11 @@ def test_parameter_files_carry_the_scratch_batch_norm_statistics(tmp_path):
 
 
 def test_a_checkpoint_restores_parameters_statistics_and_optimizer_state(tmp_path):
-    net, trainer = _trained_scratch_lenet()
     history = History.from_dict({"epochs": [{"epoch": 1, "train_loss": 0.5, "train_acc": 0.8,
                                              "test_acc": 0.7, "examples": 16, "step_seconds": 1.0,
                                              "wall_seconds": 2.0}]})
-    path = save_checkpoint(tmp_path / "checkpoint.zip", net=net, trainer=trainer,
-                           model="lenet_bn_scratch", epoch=1, settings={"lr": 0.1},
-                           history=history, devices=["cpu0"], extra={"curve": {"X": [[1.0]]}})
+    net, trainer, path = _saved_checkpoint(tmp_path / "checkpoint.zip", settings={"lr": 0.1},
+                                           history=history, extra={"curve": {"X": [[1.0]]}})
     checkpoint = load_checkpoint(path)
     assert (checkpoint.model, checkpoint.epoch, checkpoint.settings, checkpoint.devices) == (
         "lenet_bn_scratch", 1, {"lr": 0.1}, ("cpu0",))
@@ -279,10 +284,7 @@ def test_a_checkpoint_restores_parameters_statistics_and_optimizer_state(tmp_pat
 
 
 def test_optimizer_state_follows_its_parameter_into_another_trainer_order(tmp_path):
-    net, trainer = _trained_scratch_lenet()
-    path = save_checkpoint(tmp_path / "checkpoint.zip", net=net, trainer=trainer,
-                           model="lenet_bn_scratch", epoch=1, settings={}, history=History(),
-                           devices=["cpu0"])
+    net, trainer, path = _saved_checkpoint(tmp_path / "checkpoint.zip")
     # Names dense8, dense9, dense10 sort as dense10, dense8, dense9: another order in the Trainer.
     restored = _scratch_lenet(dense_layers_before=8)
     checkpoint = load_checkpoint(path)
@@ -299,10 +301,7 @@ def test_optimizer_state_follows_its_parameter_into_another_trainer_order(tmp_pa
 
 
 def test_optimizer_state_for_other_parameters_is_refused(tmp_path):
-    net, trainer = _trained_scratch_lenet()
-    path = save_checkpoint(tmp_path / "checkpoint.zip", net=net, trainer=trainer,
-                           model="lenet_bn_scratch", epoch=1, settings={}, history=History(),
-                           devices=["cpu0"])
+    _, _, path = _saved_checkpoint(tmp_path / "checkpoint.zip")
     restored = _scratch_lenet()
     load_checkpoint(path).load_parameters(restored, ctx=[mx.cpu()])
     partial = gluon.Trainer({k: v for k, v in restored.collect_params().items()

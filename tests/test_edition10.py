@@ -275,6 +275,43 @@ def test_add_to_class_adds_a_method():
     assert A().twice(3) == 6
 
 
+def test_the_model_side_is_one_set_of_classes_and_every_module_gets_a_board():
+    # Defined below the training layer (models/), the same objects under every import path.
+    from gluon_modern_cnn.models import edition10 as networks, edition10_base
+    for name in ("HyperParameters", "add_to_class", "Module", "Classifier"):
+        assert getattr(d2l, name) is getattr(edition10, name) is getattr(edition10_base, name)
+    assert networks.Classifier is d2l.Classifier
+
+    class Net(d2l.Classifier):
+        def __init__(self, lr=0.1):
+            super().__init__()
+            self.save_hyperparameters()
+            self.net = nn.Dense(10)
+
+    net = Net()
+    assert isinstance(net, d2l.Module) and isinstance(d2l.BNLeNet(), d2l.Classifier)
+    assert isinstance(net.board, d2l.ProgressBoard)     # as the book's Module.__init__ makes it
+    assert net.hparams == {"lr": 0.1}
+    with pytest.raises(RuntimeError, match=r"plot\(\) needs a trainer: train the model with "
+                                           r"d2l.Trainer\(...\).fit\(model, data\)"):
+        net.plot("loss", 1.0, train=True)
+
+
+def test_a_board_restores_the_points_it_saved():
+    board = d2l.ProgressBoard(display=False)
+    for i in range(4):
+        board.draw(i, 2 * i, "train_loss", every_n=2)
+    board.draw(1, 0.5, "val_acc")
+    saved = board.points()
+    assert saved == {"train_loss": [[0.5, 1.0], [2.5, 5.0]], "val_acc": [[1.0, 0.5]]}
+    resumed = d2l.ProgressBoard(display=False)
+    resumed.restore(saved)
+    assert resumed.points() == saved and resumed.data["train_loss"][1].y == 5.0
+    for i in (4, 5):  # the next points average on from the restored ones
+        resumed.draw(i, 2 * i, "train_loss", every_n=2)
+    assert resumed.points()["train_loss"] == [[0.5, 1.0], [2.5, 5.0], [4.5, 9.0]]
+
+
 def test_gradient_clipping_bounds_the_global_norm():
     model = d2l.BNLeNet()
     trainer = d2l.Trainer(max_epochs=1, gradient_clip_val=0.5)

@@ -103,14 +103,8 @@ def test_import_parser_sees_relative_and_lazy_imports(tmp_path):
 @pytest.mark.parametrize("path", sorted((PACKAGE / "models").glob("*.py")),
                          ids=lambda p: p.name)
 def test_models_import_nothing_above_them(path):
-    may_import = set(MODELS_MAY_IMPORT)
-    if path.name == "edition10.py":
-        # The one known exception: the 1.0 edition writes its networks as subclasses of its
-        # d2l.Classifier, whose Module base owns a ProgressBoard and reports to a Trainer.
-        # Splitting Module's model side from its training side is still to come (issue 11).
-        may_import.add("gluon_modern_cnn.edition10")
     above = {m for m in _package_imports(path)
-             if not m.startswith("gluon_modern_cnn.models") and m not in may_import}
+             if not m.startswith("gluon_modern_cnn.models") and m not in MODELS_MAY_IMPORT}
     assert not above, f"models/{path.name} imports {sorted(above)}"
 
 
@@ -142,10 +136,6 @@ MAY_IMPORT = {
     "reader": {"bottom", "runtime", "data", "models", "training", "tools"},
     "entry": {"bottom", "runtime", "data", "models", "training", "tools", "reader"},
 }
-#: The one known exception: the 1.0 edition writes its networks (models/edition10.py) as
-#: subclasses of its d2l.Classifier (edition10.py), whose Module base owns a ProgressBoard and
-#: reports to a Trainer.
-EXCEPTIONS = {("gluon_modern_cnn.models.edition10", "gluon_modern_cnn.edition10")}
 PACKAGE_FILES = sorted(PACKAGE.rglob("*.py"))
 
 
@@ -182,8 +172,7 @@ def test_every_file_imports_only_the_layers_below_it(path):
     layer = _layer(module)
     allowed = {"gluon_modern_cnn"} if _runs_the_package_as_a_process(path) else set()
     wrong = {m for m in _package_imports(path)
-             if _layer(m) not in MAY_IMPORT[layer] | {layer} and (module, m) not in EXCEPTIONS
-             and m not in allowed}
+             if _layer(m) not in MAY_IMPORT[layer] | {layer} and m not in allowed}
     assert not wrong, f"{module} ({layer}) imports {sorted(wrong)}"
 
 
@@ -200,9 +189,7 @@ def test_only_entry_points_import_the_cli_and_the_package_no_old_path():
 
 
 def test_no_import_circle():
-    graph = {_module_name(path): {m for m in _package_imports(path)
-                                  if (_module_name(path), m) not in EXCEPTIONS}
-             for path in PACKAGE_FILES}
+    graph = {_module_name(path): set(_package_imports(path)) for path in PACKAGE_FILES}
     done, path = set(), []
 
     def visit(module):

@@ -1,8 +1,9 @@
 """The 1.0 edition's chapter 8, "Modern Convolutional Neural Networks" (sections 8.1-8.8), as its
-MXNet cells write it: every network is a :class:`~gluon_modern_cnn.edition10.Classifier` that
-builds ``self.net`` and initializes itself, with the 1.0 edition's choices where they differ from
-0.17 (``b1`` ... ``b5`` stems as methods, AvgPool in both batch-norm LeNets, a scratch
-``moving_var`` starting at 1 with ``eps=1e-12`` and ``momentum=0.1``), plus the new material:
+MXNet cells write it: every network is a
+:class:`~gluon_modern_cnn.models.edition10_base.Classifier` (``d2l.Classifier``) that builds
+``self.net`` and initializes itself, with the 1.0 edition's choices where they differ from 0.17
+(``b1`` ... ``b5`` stems as methods, AvgPool in both batch-norm LeNets, a scratch ``moving_var``
+starting at 1 with ``eps=1e-12`` and ``momentum=0.1``), plus the new material:
 :class:`ResNeXtBlock` (8.6) and :class:`AnyNet` / :class:`RegNetX32` (8.8).
 
 Registered as ``d2l10_<name>`` (``d2l10_alexnet``, ``d2l10_resnet18``, ``d2l10_regnetx32``, ...):
@@ -23,7 +24,7 @@ from __future__ import annotations
 from mxnet import autograd, init, np, npx
 from mxnet.gluon import nn
 
-from ..edition10 import Classifier, add_to_class
+from .edition10_base import Classifier, add_to_class
 from ._registry import register_model
 from .densenet import DenseBlock, transition_block
 from .nin import nin_block
