@@ -165,3 +165,15 @@ def fresh_names():
     import mxnet as mx
     with mx.name.NameManager():
         yield
+
+
+def synthetic_loaders(n: int = 64, batch_size: int = 16):
+    """``(train_iter, test_iter)`` over ``n`` random 28x28 images labelled by their brightness
+    (learnable in a few steps), for tests that train without Fashion-MNIST."""
+    import numpy as onp
+    from gluon_modern_cnn.data import FastImageLoader
+    rng = onp.random.RandomState(0)
+    images = rng.randint(0, 256, size=(n, 28, 28), dtype=onp.uint8)
+    labels = (images.reshape(n, -1).mean(axis=1) > 127.5).astype(onp.int32)
+    return (FastImageLoader(images, labels, batch_size, shuffle=True, seed=0, prefetch=0),
+            FastImageLoader(images, labels, batch_size, prefetch=0))

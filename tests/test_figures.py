@@ -5,11 +5,11 @@ import xml.etree.ElementTree as ET
 
 import matplotlib.image
 import mxnet as mx
-import numpy as onp
 
 import gluon_modern_cnn as d2l
-from gluon_modern_cnn.data import FastImageLoader
 from gluon_modern_cnn.training.experiment import resolve_settings, train_model
+
+from conftest import synthetic_loaders as _synthetic
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -39,12 +39,6 @@ def _has_dot(path):
                if (p.get("id") or "").startswith("m"))
 
 
-def _synthetic(n=64, batch_size=16):
-    rng = onp.random.RandomState(0)
-    images = rng.randint(0, 256, size=(n, 28, 28), dtype=onp.uint8)
-    labels = (images.reshape(n, -1).mean(axis=1) > 127.5).astype(onp.int32)
-    return (FastImageLoader(images, labels, batch_size, shuffle=True, seed=0, prefetch=0),
-            FastImageLoader(images, labels, batch_size, prefetch=0))
 
 
 def _train_ch6_figure(tmp_path, num_epochs):

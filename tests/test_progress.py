@@ -5,20 +5,12 @@ import re
 import sys
 
 import mxnet as mx
-import numpy as onp
 from mxnet import gluon
 
 import gluon_modern_cnn as d2l
 from gluon_modern_cnn import book
-from gluon_modern_cnn.data import FastImageLoader
 
-
-def _synthetic(n=64, batch_size=16):
-    rng = onp.random.RandomState(0)
-    images = rng.randint(0, 256, size=(n, 28, 28), dtype=onp.uint8)
-    labels = (images.reshape(n, -1).mean(axis=1) > 127.5).astype(onp.int32)
-    return (FastImageLoader(images, labels, batch_size, shuffle=True, seed=0, prefetch=0),
-            FastImageLoader(images, labels, batch_size, prefetch=0))
+from conftest import synthetic_loaders as _synthetic
 
 
 def _mlp():

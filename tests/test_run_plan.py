@@ -3,16 +3,16 @@ directly here (the CLI's subprocess tests cover the same rules through ``gluon-m
 import json
 
 import mxnet as mx
-import numpy as onp
 import pytest
 
 from gluon_modern_cnn.bench import BenchConfig
-from gluon_modern_cnn.data import FastImageLoader
 from gluon_modern_cnn.models import list_models, model_info
 from gluon_modern_cnn.runtime import distributed
 from gluon_modern_cnn.runtime.devices import resolve_devices
 from gluon_modern_cnn.training.experiment import run_training, train_model
 from gluon_modern_cnn.training.run_plan import RunPlan, plan_run, resolve_settings
+
+from conftest import synthetic_loaders as _synthetic
 
 
 class FakeClusterKVStore:
@@ -27,12 +27,6 @@ def settings():
     return resolve_settings("lenet_bn_hybrid", num_epochs=1, batch_size=16)
 
 
-def _synthetic(n=32, batch_size=16):
-    rng = onp.random.RandomState(0)
-    images = rng.randint(0, 256, size=(n, 28, 28), dtype=onp.uint8)
-    labels = (images.reshape(n, -1).mean(axis=1) > 127.5).astype(onp.int32)
-    return (FastImageLoader(images, labels, batch_size, shuffle=True, seed=0, prefetch=0),
-            FastImageLoader(images, labels, batch_size, prefetch=0))
 
 
 @pytest.mark.parametrize("device, expected", [
