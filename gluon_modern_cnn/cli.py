@@ -225,7 +225,7 @@ def _run_train(args) -> int:
     if outcome.history.interrupted:
         done, out = len(outcome.history.epochs), outcome.out
         status = 143 if outcome.history.stopped_by == "SIGTERM" else 130
-        if (args.kvstore or "device").startswith("dist"):
+        if outcome.plan.cluster is not None:
             print(f"interrupted after {_plural(done, 'finished epoch')}" + (
                 f"; the weights of epoch {done} are in {out}" if out and done else ""),
                 file=sys.stderr)
@@ -246,11 +246,9 @@ def _train_or_resume(args):
              if getattr(args, name) is not None}
     kvstore = args.kvstore or "device"
     if args.resume is not None:
-        out = Path(args.resume)
-        with claim_run_folder(out) if out.is_dir() else contextlib.nullcontext():
-            return resume_training(out, model=args.model, settings=given, device=args.device,
-                                   data_root=args.data_root, kvstore=kvstore)
-    plan = plan_run(resolve_settings(args.model, **given), device=args.device or "auto",
+        return resume_training(args.resume, model=args.model, settings=given, device=args.device,
+                               data_root=args.data_root, kvstore=kvstore)
+    plan = plan_run(resolve_settings(args.model, **given), device=args.device,
                     data_root=args.data_root, kvstore=kvstore,
                     out=args.out or Path("runs") / args.model)
     with claim_run_folder(plan.out) if plan.out is not None else contextlib.nullcontext():

@@ -154,3 +154,32 @@ def test_bench_fills_in_the_settings_a_training_run_would_use(model):
     run = resolve_settings(model)
     config = BenchConfig(model).resolved()
     assert (config.lr, config.batch_size, config.seed) == (run.lr, run.batch_size, run.seed)
+
+
+def test_kvstore_none_or_a_callers_own_kvstore_reaches_the_trainer_as_given(settings):
+    assert plan_run(settings, device="cpu", kvstore=None).kvstore is None
+    local = mx.kv.create("local")
+    plan = plan_run(settings, device="cpu", kvstore=local)
+    assert plan.kvstore is local and plan.cluster is None
+
+
+def test_a_generator_of_contexts_is_taken_like_a_list():
+    assert resolve_devices(d for d in (mx.cpu(0), mx.cpu(1))) == [mx.cpu(0), mx.cpu(1)]
+
+
+def test_the_outcome_carries_the_plan_it_ran(settings):
+    plan = plan_run(settings, device="cpu")
+    assert run_training(plan, data=_synthetic(), quiet=True, progress=False).plan is plan
+
+
+def test_reproduce_refuses_under_launch_before_replacing_earlier_results(tmp_path, monkeypatch):
+    """Every run of the section is planned (and checked) before --overwrite deletes anything."""
+    from gluon_modern_cnn.training.reproduce import reproduce
+    earlier = tmp_path / "lenet_bn_scratch" / "model.params"
+    earlier.parent.mkdir()
+    earlier.write_bytes(b"trained weights")
+    monkeypatch.setenv(distributed.LAUNCHER_ENV_VAR, "1")
+    monkeypatch.delenv(distributed.INDEPENDENT_ENV_VAR, raising=False)
+    with pytest.raises(ValueError, match="every process would train on its own"):
+        reproduce("7.5", out=tmp_path, device="cpu", overwrite=True)
+    assert earlier.read_bytes() == b"trained weights"

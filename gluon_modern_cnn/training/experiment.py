@@ -1,11 +1,11 @@
-"""A registered model end to end: the book's settings, the data, training with checkpoints and
-resumption, and evaluating or predicting with the trained parameters.
+"""A registered model end to end: a planned run's data, network and loop, with checkpoints and
+resumption.
 
-:func:`train_model` is what ``gluon-modern-cnn train`` and the reproduction runner call: it takes a
-registered model's name, fills every setting the caller leaves out from the section of the book the
-model comes from, trains with :func:`training.fit` and writes the training curve, the history and the
-final parameters to an output folder, with a checkpoint after every epoch that
-:func:`resume_training` continues from.
+:func:`run_training` runs a :class:`RunPlan` (:func:`plan_run`: ``gluon-modern-cnn train``, the
+reproduction runner and :func:`resume_training` build theirs with it): it trains with
+:func:`training.fit` and writes the training curve, the history and the final parameters to the
+plan's output folder, with a checkpoint after every epoch that :func:`resume_training` continues
+from. :func:`train_model` is both steps for Python callers.
 
 Resuming is exact on the CPU: ``fit(seed=...)`` reseeds MXNet's and NumPy's generators and the
 loader's shuffling from ``(seed, epoch)`` at every epoch, so a resumed run draws the same batches
@@ -19,7 +19,7 @@ only to floating-point noise unless ``MXNET_CUDNN_AUTOTUNE_DEFAULT=0`` and
 ``MXNET_ENFORCE_DETERMINISM=1`` are set; even uninterrupted GPU runs differ that much.
 
 On a parameter-server cluster (a ``dist_*`` kvstore, see :mod:`gluon_modern_cnn.runtime.distributed`)
-every worker runs :func:`train_model` on its shard of the training images and only rank 0 writes;
+every worker runs its plan on its shard of the training images and only rank 0 writes;
 MXNet cannot save the optimizer state the servers hold, so rank 0 writes its weights and history
 after every epoch instead of a checkpoint, and such a run cannot be resumed.
 """
@@ -44,7 +44,7 @@ from .checkpoint import (Checkpoint, CheckpointError, atomic_write, load_checkpo
                          remove_stale_temporaries, save_checkpoint, save_parameters)
 from .loop import (AnimatorCallback, Callback, History, book_animator, fit, model_title,
                    print_result)
-from .run_plan import (DEFAULT_SEED, RunPlan, RunSettings, check_input_size, cluster_resume_message,
+from .run_plan import (DEFAULT_SEED, RunPlan, RunSettings, check_input_size, check_kvstore,
                        default_resize, plan_run, resolve_settings)
 
 # RunSettings, resolve_settings and the rest of run_plan are importable from here as before.
@@ -70,6 +70,7 @@ class TrainOutcome:
         devices: the contexts it trained on.
         out: the output folder; None when nothing was written.
         files: the paths written, by :data:`OUTPUT_FILES` key.
+        plan: the run's plan (:func:`plan_run`).
     """
 
     net: object
@@ -78,6 +79,7 @@ class TrainOutcome:
     devices: List[mx.Context]
     out: Optional[Path] = None
     files: dict = field(default_factory=dict)
+    plan: Optional[RunPlan] = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,7 +340,7 @@ def run_training(plan: RunPlan, *, callbacks: Iterable[Callback] = (), data=None
                 save_parameters(net, files["parameters"], about=_about(settings))
         if not quiet:
             print_result(history, devices)
-        return TrainOutcome(net, history, settings, devices, out, files)
+        return TrainOutcome(net, history, settings, devices, out, files, plan)
 
 
 def _about(settings: RunSettings) -> dict:
@@ -400,11 +402,18 @@ def resume_training(out: Union[str, Path], *, model: Optional[str] = None,
         callbacks, quiet, progress: as :func:`run_training` takes them.
     """
     out = Path(out)
-    if isinstance(kvstore, str) and kvstore.startswith("dist"):
-        raise ValueError(cluster_resume_message(kvstore, out))
+    check_kvstore(kvstore, resume_out=out)  # before the folder is claimed or the checkpoint read
     if not out.is_dir():
         raise FileNotFoundError(f"{out} does not exist; resume takes the output folder of an "
                                 f"earlier run")
+    # Held from the checkpoint's reading to the run's end: a second resume is refused, naming this.
+    with claim_run_folder(out):
+        return _resume(out, model=model, settings=settings, device=device, data_root=data_root,
+                       kvstore=kvstore, callbacks=callbacks, quiet=quiet, progress=progress)
+
+
+def _resume(out: Path, *, model, settings, device, data_root, kvstore, callbacks, quiet,
+            progress) -> TrainOutcome:
     path = out / OUTPUT_FILES["checkpoint"]
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint file; move it away")

@@ -70,7 +70,7 @@ def section_settings(run: book.TrainingRun, name: str, *, num_epochs: Optional[i
 
 
 def reproduce(section_key: str, *, models: Optional[Sequence[str]] = None,
-              device: Union[mx.Context, Sequence[mx.Context], None] = None, data_root=None,
+              device: Union[str, mx.Context, Sequence[mx.Context], None] = None, data_root=None,
               out: Union[str, Path] = "reproduction", num_epochs: Optional[int] = None,
               hybridize: bool = False, seed: Optional[int] = DEFAULT_SEED,
               overwrite: bool = False) -> List[Dict[str, Any]]:
@@ -106,24 +106,27 @@ def reproduce(section_key: str, *, models: Optional[Sequence[str]] = None,
         raise ValueError(f"--hybridize trains the hybridizable twins; {', '.join(no_twin)} "
                          f"(the 1.0 edition's networks) have none: leave out --hybridize")
     names = [model_info(r.model).hybrid_model if hybridize else r.model for r in runs]
+    devices = resolve_devices(device)  # once for every model (try_gpu warns once)
+    # Every run planned (and so checked) before anything in ``out`` is replaced.
+    plans = [plan_run(section_settings(run, name, num_epochs=num_epochs, hybridize=hybridize,
+                                       seed=seed),
+                      device=devices, data_root=data_root, out=out / name)
+             for run, name in zip(runs, names)]
     with claim_run_folder(out):  # one reproduction at a time in a folder
         if (out / "results.json").exists() and not overwrite:
             raise FileExistsError(f"{out} already holds reproduction results; choose another --out "
                                   f"folder or pass --overwrite to replace them")
-        for name in names:  # check every model's folder before the first one starts training
-            prepare_output(out / name, overwrite=overwrite)
+        for plan in plans:  # check every model's folder before the first one starts training
+            prepare_output(plan.out, overwrite=overwrite)
         machine = machine_info()
-        devices = resolve_devices(device)  # once for every model (try_gpu warns once)
         results = []
-        for run, name in zip(runs, names):
-            settings = section_settings(run, name, num_epochs=num_epochs,
-                                        hybridize=hybridize, seed=seed)
+        for run, name, plan in zip(runs, names, plans):
+            settings = plan.settings
             print(f"== section {section_key}: {name}, lr {settings.lr}, {settings.num_epochs} "
                   f"epoch{'s' if settings.num_epochs != 1 else ''}, "
                   f"batch {settings.batch_size}, resize {settings.resize}", flush=True)
             start = time.time()
-            outcome = run_training(plan_run(settings, device=devices, data_root=data_root,
-                                            out=out / name))
+            outcome = run_training(plan)
             result = {"section": section_key, "model": name, "book_model": run.model,
                       "hyperparameters": settings.to_dict(), "loop": run.loop,
                       "devices": [str(d) for d in outcome.devices],

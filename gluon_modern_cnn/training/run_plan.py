@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .checkpoint import Checkpoint
 
 __all__ = ["DEFAULT_SEED", "RunSettings", "resolve_settings", "default_resize", "check_input_size",
-           "ClusterRole", "RunPlan", "plan_run"]
+           "ClusterRole", "RunPlan", "plan_run", "check_kvstore"]
 
 _UNSET = object()
 
@@ -207,7 +207,8 @@ class RunPlan:
         settings: what trains and how.
         devices: the contexts every batch is split over.
         data_root: the Fashion-MNIST folder, absolute (checkpoints record it for ``--resume``).
-        kvstore_name: the kvstore's type (``device``, ``local``, ``dist_sync``, ...).
+        kvstore: what ``gluon.Trainer(kvstore=...)`` gets: a name (``device``, ``local``), None
+            (no kvstore), or a kvstore object (on a cluster, the connected ``dist_*`` one).
         cluster: this worker's role on a cluster; None on one machine.
         out: the output folder; None: nothing is written (a Python caller's choice, or a worker
             other than rank 0).
@@ -217,15 +218,10 @@ class RunPlan:
     settings: RunSettings
     devices: Tuple[mx.Context, ...]
     data_root: Path
-    kvstore_name: str = "device"
+    kvstore: Union[str, "KVStore", None] = "device"
     cluster: Optional[ClusterRole] = None
     out: Optional[Path] = None
     resume_from: Optional["Checkpoint"] = None
-
-    @property
-    def kvstore(self) -> Union[str, "KVStore"]:
-        """What ``gluon.Trainer(kvstore=...)`` gets."""
-        return self.cluster.kvstore if self.cluster is not None else self.kvstore_name
 
     @property
     def is_chief(self) -> bool:
@@ -245,7 +241,7 @@ class RunPlan:
 
 def plan_run(settings: RunSettings, *,
              device: Union[str, mx.Context, Sequence[mx.Context], None] = None,
-             data_root=None, kvstore: Union[str, "KVStore"] = "device", out: Union[str, Path, None] = None,
+             data_root=None, kvstore: Union[str, "KVStore", None] = "device", out: Union[str, Path, None] = None,
              resume_from: Optional["Checkpoint"] = None) -> RunPlan:
     """Decide where ``settings`` trains, once, for everything below to use.
 
@@ -256,44 +252,65 @@ def plan_run(settings: RunSettings, *,
             (:func:`data.resolve_data_root`).
         kvstore: ``device`` or ``local`` on one machine; ``dist_sync`` (and the other ``dist_*``
             types) on a cluster started by ``gluon-modern-cnn launch``, connected here after every
-            check (which tells the worker its rank); or a kvstore already created.
+            check (which tells the worker its rank); None (no kvstore); or a kvstore already
+            created.
         out: the output folder; on a cluster only rank 0 keeps it.
         resume_from: the checkpoint the run continues (:func:`..experiment.resume_training`).
 
-    Raises ValueError for a combination that cannot run: a cluster run that resumes, a process
-    started by ``launch`` that would train on its own, bfloat16 where the CPU lacks it.
+    Raises:
+        ValueError: a combination that cannot run: the kvstore's rules (:func:`check_kvstore`),
+            devices that do not exist, bfloat16 where the CPU lacks it.
     """
-    connected = None if isinstance(kvstore, str) else kvstore
-    if connected is not None:  # a kvstore the caller created (distributed.create_kvstore)
-        kvstore = getattr(connected, "type", None)
-    if kvstore not in distributed.KVSTORE_TYPES:
-        raise ValueError(f"kvstore must be one of {', '.join(distributed.KVSTORE_TYPES)} or a "
-                         f"kvstore; got {kvstore!r}")
-    on_cluster = kvstore.startswith("dist")
-    if os.environ.get(distributed.LAUNCHER_ENV_VAR) and not on_cluster \
-            and not os.environ.get(distributed.INDEPENDENT_ENV_VAR):
-        raise ValueError(f"this process was started by `launch` but trains with --kvstore "
-                         f"{kvstore}: every process would train on its own into the same folder. "
-                         f"Add --kvstore dist_sync to train one model on the cluster (or pass "
-                         f"--independent to `launch` to really run independent copies)")
-    if on_cluster and resume_from is not None:
-        raise ValueError(cluster_resume_message(kvstore, resume_from.path.parent))
+    kind = check_kvstore(kvstore, resume_out=resume_from.path.parent if resume_from else None)
     devices = tuple(resolve_devices(device))
     if settings.dtype == "bfloat16":  # refused before anything is written or connected
         from .precision import check_bfloat16_support
         check_bfloat16_support(devices)
     data_root = resolve_data_root(data_root).resolve()
     cluster = None
-    if on_cluster:
+    if kind is not None and kind.startswith("dist"):
         # Every check is done: connecting blocks until all workers have connected, and tells
         # this worker its rank. The kvstore lives as long as the plan.
-        kv = connected or distributed.create_kvstore(kvstore)
-        cluster = ClusterRole(kv, distributed.worker_info(kv),
-                              distributed.trainer_batch_size(kv, settings.batch_size))
+        if isinstance(kvstore, str):
+            kvstore = distributed.create_kvstore(kvstore)
+        cluster = ClusterRole(kvstore, distributed.worker_info(kvstore),
+                              distributed.trainer_batch_size(kvstore, settings.batch_size))
         if not cluster.is_chief:
             out = None  # every worker has the same weights: rank 0 writes them
-    return RunPlan(settings, devices, data_root, kvstore_name=kvstore, cluster=cluster,
+    return RunPlan(settings, devices, data_root, kvstore=kvstore, cluster=cluster,
                    out=Path(out) if out is not None else None, resume_from=resume_from)
+
+
+def check_kvstore(kvstore: Union[str, "KVStore", None], *,
+                  resume_out: Optional[Path] = None) -> Optional[str]:
+    """The rules on a run's kvstore, checked before anything is claimed, loaded or connected;
+    returns its type (None: no kvstore).
+
+    Args:
+        kvstore: a name of :data:`distributed.KVSTORE_TYPES`, None, or a kvstore object.
+        resume_out: the folder of the run a resumed run continues; None: a new run.
+
+    Raises:
+        ValueError: an unknown kvstore; a cluster kvstore for a resumed run (a cluster run keeps
+            no checkpoint); no cluster kvstore in a process ``launch`` started without
+            ``--independent`` (every process would train on its own into the same folder).
+    """
+    kind = kvstore if kvstore is None or isinstance(kvstore, str) else getattr(kvstore, "type",
+                                                                                   kvstore)
+    if kind is not None and kind not in distributed.KVSTORE_TYPES:
+        raise ValueError(f"kvstore must be one of {', '.join(distributed.KVSTORE_TYPES)}, None or "
+                         f"a kvstore; got {kvstore!r}")
+    on_cluster = kind is not None and kind.startswith("dist")
+    if os.environ.get(distributed.LAUNCHER_ENV_VAR) and not on_cluster \
+            and not os.environ.get(distributed.INDEPENDENT_ENV_VAR):
+        raise ValueError(f"this process was started by `launch` but trains without a cluster "
+                         f"kvstore ({kind}): every process would train on its own into the same "
+                         f"folder. Train one model on the cluster with `train ... --kvstore "
+                         f"dist_sync`, or pass --independent to `launch` to really run independent "
+                         f"copies")
+    if on_cluster and resume_out is not None:
+        raise ValueError(cluster_resume_message(kind, resume_out))
+    return kind
 
 
 def cluster_resume_message(kvstore: str, out: Path) -> str:

@@ -136,8 +136,13 @@ def as_contexts(device: Union[Context, Sequence[Context]]) -> list[Context]:
         device: what ``train_ch6(..., device)`` and the other loops take.
     """
     Context = import_mxnet().Context
-    contexts = [device] if isinstance(device, Context) else (
-        list(device) if isinstance(device, (list, tuple)) else [])
+    if isinstance(device, Context):
+        contexts = [device]
+    else:
+        try:
+            contexts = [] if isinstance(device, (str, bytes)) else list(device)
+        except TypeError:  # not iterable
+            contexts = []
     if not contexts or not all(isinstance(d, Context) for d in contexts):
         raise ValueError(f"device must be an mx.Context such as mx.cpu() or mx.gpu(0), or a "
                          f"non-empty list of them; got {device!r}")
