@@ -18,9 +18,10 @@ import numpy
 
 from ..runtime.compat import mxnet_error_summary
 from .checkpoint import load_parameters, read_sidecar
-from ..data import IMAGE_SIZE, FastImageLoader, get_fashion_mnist_labels
+from ..data import IMAGE_SIZE, FastImageLoader, fashion_mnist_loader, get_fashion_mnist_labels
 from ..runtime.devices import try_gpu
-from .experiment import OUTPUT_FILES, check_input_size, default_resize, fashion_mnist_loader
+from .experiment import OUTPUT_FILES
+from .run_plan import check_input_size, default_resize
 from ..models import get_model, model_info
 from .loop import evaluate_accuracy_gpu
 
@@ -128,8 +129,8 @@ def evaluate_model(model: str, params: Union[str, Path], *, data_root=None,
     """
     device = device or try_gpu()
     net, resize = load_trained(model, params, resize=resize, device=device)
-    test_iter = fashion_mnist_loader(False, batch_size=batch_size, resize=resize, subset=subset,
-                                     data_root=data_root)
+    test_iter = fashion_mnist_loader(False, batch_size, resize, fast=True, root=data_root,
+                                     subset=subset)
     return evaluate_accuracy_gpu(net, test_iter, device), len(test_iter.indices())
 
 
