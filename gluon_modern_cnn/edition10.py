@@ -32,8 +32,8 @@ from .data import fashion_mnist_loader
 from .models.edition10_base import Classifier, HyperParameters, Module, add_to_class
 from .runtime.devices import try_all_gpus
 from .training import plotting
-from .training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .training.loop import Callback, History, _check_output_width, fit
+from .training.checkpoint import CheckpointError, EpochCheckpointer, load_checkpoint
+from .training.loop import Callback, History, check_output_width, fit
 
 __all__ = ["add_to_class", "HyperParameters", "ProgressBoard", "Module", "DataModule",
            "FashionMNIST", "Trainer", "Classifier", "cpu", "gpu", "ALIASES"]
@@ -219,26 +219,20 @@ class _TrainerProgress(Callback):
         self.trainer.model.board.flush()
 
 
-class _TrainerCheckpoint(Callback):
+class _TrainerCheckpoint(EpochCheckpointer):
     """After every epoch, the 1.0 Trainer's run in one file (``checkpoint.save_checkpoint``): the
     model's parameters, the optimizer's state, the history and the board's points; in a resumed
     run it first restores the optimizer's state."""
 
     def __init__(self, trainer: "Trainer", path: Path, resume_from=None):
-        self.trainer, self.path, self.resume_from = trainer, path, resume_from
+        super().__init__(path, resume_from=resume_from)
+        self.trainer = trainer
 
-    def on_train_begin(self, state):
-        if self.resume_from is not None:
-            self.resume_from.load_trainer_states(state.trainer, net=state.net)
-
-    def on_epoch_end(self, state):
+    def contents(self, state):
         model = self.trainer.model
-        save_checkpoint(self.path, net=model, trainer=state.trainer, model=_model_name(model),
-                        epoch=state.epoch + 1, settings=_json_safe({
-                            "trainer": self.trainer.hparams, "model": model.hparams}),
-                        history=state.history, devices=[str(d) for d in state.devices],
-                        extra={"board": model.board.points(),
-                               "train_batch_idx": self.trainer.train_batch_idx})
+        return (_model_name(model),
+                _json_safe({"trainer": self.trainer.hparams, "model": model.hparams}),
+                {"board": model.board.points()})
 
 
 def _model_name(model) -> str:
@@ -293,9 +287,13 @@ class Trainer(HyperParameters):
             model.collect_params().reset_ctx(self.gpus[0])
         self.model = model
 
+    @property
+    def _device(self):
+        """Where the model trains: the first GPU the trainer was given, else the CPU."""
+        return self.gpus[0] if self.gpus else mx.cpu()
+
     def prepare_batch(self, batch):
-        device = self.gpus[0] if self.gpus else mx.cpu()
-        return [a.as_in_ctx(device) for a in batch]
+        return [a.as_in_ctx(self._device) for a in batch]
 
     def plot(self, key, value, train):
         """Draw a value the model reports (``Module.plot``, 1.0 section 3.2.2) on its board at
@@ -327,7 +325,6 @@ class Trainer(HyperParameters):
         self.train_batch_idx = 0
         self.val_batch_idx = 0
         self._observed = collections.defaultdict(list)
-        device = self.gpus[0] if self.gpus else mx.cpu()
         callbacks = [_TrainerProgress(self)]
         start_epoch, history = 0, None
         if checkpoint is not None:
@@ -337,7 +334,7 @@ class Trainer(HyperParameters):
                 start_epoch, history = resume_from.epoch, resume_from.history
             callbacks.append(_TrainerCheckpoint(self, checkpoint, resume_from))
         self.history = fit(model, self.train_dataloader, self.val_dataloader, self.max_epochs,
-                           trainer=self.optim, device=device, initialize=False,
+                           trainer=self.optim, device=self._device, initialize=False,
                            start_epoch=start_epoch, history=history,
                            step_f=self._training_step, evaluate_f=self._validate,
                            callbacks=callbacks)
@@ -351,12 +348,11 @@ class Trainer(HyperParameters):
         if saved.epoch > self.max_epochs:
             raise CheckpointError(f"{path} holds {saved.epoch} finished epochs, more than "
                                   f"max_epochs={self.max_epochs}; raise max_epochs to train on")
-        # Parameters with deferred shapes get them from one forward pass (prediction mode: the
-        # batch norm statistics stay untouched), then take the saved values.
-        model(*self.prepare_batch(next(iter(self.val_dataloader or self.train_dataloader)))[:-1])
-        saved.load_parameters(model)
+        # Deferred shapes are completed by loading, on the device prepare_model put them on.
+        saved.load_parameters(model, ctx=[self._device])
         model.board.restore(saved.extra.get("board", {}))
-        self.train_batch_idx = int(saved.extra.get("train_batch_idx", 0))
+        # Checkpoints are written at epoch ends only.
+        self.train_batch_idx = saved.epoch * self.num_train_batches
         return saved
 
     def _training_step(self, net, trainer, loss, X, y, devices, *, check_shapes=False, **_):
@@ -365,7 +361,7 @@ class Trainer(HyperParameters):
         if check_shapes and isinstance(self.model, Classifier):
             # Once: a classifier with fewer outputs than classes would train without an error.
             Y_hat = self.model(*batch[:-1])
-            _check_output_width(Y_hat.reshape((-1, Y_hat.shape[-1])), batch[-1])
+            check_output_width(Y_hat.reshape((-1, Y_hat.shape[-1])), batch[-1])
         with autograd.record():
             l = self.model.training_step(batch)
         l.backward()

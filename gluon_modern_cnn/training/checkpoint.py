@@ -34,11 +34,13 @@ from ..runtime.files import atomic_write, remove_stale_temporaries
 from ..runtime.mxnet_internals import (has_data, has_default_storage, parameters_by_name,
                                        reorder_optimizer_states, trainer_parameters,
                                        waits_for_deferred_init)
-from .loop import History
+from ..runtime.devices import device_spec
+from .loop import Callback, History
 
 __all__ = ["array_states", "network_state", "save_parameters", "load_parameters", "atomic_write",
            "CheckpointError", "Checkpoint", "save_checkpoint", "load_checkpoint",
-           "remove_stale_temporaries", "parameters_sidecar", "read_sidecar", "CHECKPOINT_FORMAT",
+           "remove_stale_temporaries", "parameters_sidecar", "read_sidecar", "EpochCheckpointer",
+           "CHECKPOINT_FORMAT",
            "FAULT_ENV_VAR"]
 
 PathLike = Union[str, os.PathLike]
@@ -442,3 +444,33 @@ def load_checkpoint(path: PathLike) -> Checkpoint:
                           _parameters=parameters, _trainer_states=trainer_states)
     except (KeyError, TypeError, ValueError) as err:
         raise damaged(f"its {_MANIFEST} lacks or garbles {err}") from None
+
+
+class EpochCheckpointer(Callback):
+    """A :func:`save_checkpoint` at the end of every epoch (devices as :func:`device_spec` names
+    them); in a resumed run it first restores the trainer's state from ``resume_from``. Each
+    caller says what its run is by :meth:`contents`.
+
+    Args:
+        path: the checkpoint file.
+        resume_from: the checkpoint a resumed run continues; None: a new run.
+    """
+
+    def __init__(self, path: PathLike, *, resume_from: Optional[Checkpoint] = None):
+        self.path = Path(path)
+        self.resume_from = resume_from
+
+    def contents(self, state) -> Tuple[str, Mapping[str, Any], Mapping[str, Any]]:
+        """``(model name, settings, extra)`` of the checkpoint written at this epoch's end."""
+        raise NotImplementedError
+
+    def on_train_begin(self, state):
+        remove_stale_temporaries(self.path)  # left by a process killed while writing
+        if self.resume_from is not None:
+            self.resume_from.load_trainer_states(state.trainer, net=state.net)
+
+    def on_epoch_end(self, state):
+        model, settings, extra = self.contents(state)
+        save_checkpoint(self.path, net=state.net, trainer=state.trainer, model=model,
+                        epoch=state.epoch + 1, settings=settings, history=state.history,
+                        devices=[device_spec(d) for d in state.devices], extra=extra)

@@ -38,10 +38,10 @@ import mxnet as mx
 from ..data import IMAGE_SIZE, FastImageLoader, load_data_fashion_mnist
 from ..data import fashion_mnist_loader as data_loader
 from ..models import get_model, model_info
-from ..runtime.devices import parse_devices, resolve_devices
+from ..runtime.devices import device_spec, parse_devices, resolve_devices
 from ..runtime.files import claim_run_folder
-from .checkpoint import (Checkpoint, CheckpointError, atomic_write, load_checkpoint,
-                         remove_stale_temporaries, save_checkpoint, save_parameters)
+from .checkpoint import (Checkpoint, CheckpointError, EpochCheckpointer, atomic_write,
+                         load_checkpoint, save_parameters)
 from .loop import (AnimatorCallback, Callback, History, book_animator, fit, model_title,
                    print_result)
 from .run_plan import (DEFAULT_SEED, RunPlan, RunSettings, check_input_size, check_kvstore,
@@ -61,25 +61,32 @@ OUTPUT_FILES = {"settings": "settings.json", "history": "history.json", "curve":
 
 @dataclass
 class TrainOutcome:
-    """The trained network, its history, and the settings and devices it was trained with.
+    """The trained network, its history, and the plan it was trained by.
 
     Args:
         net: the trained network.
         history: every finished epoch's loss, accuracies and speed (:class:`History`).
-        settings: the run's settings.
-        devices: the contexts it trained on.
-        out: the output folder; None when nothing was written.
+        plan: the run's plan (:func:`plan_run`): its settings, devices and output folder.
         files: the paths written, by :data:`OUTPUT_FILES` key.
-        plan: the run's plan (:func:`plan_run`).
     """
 
     net: object
     history: History
-    settings: RunSettings
-    devices: List[mx.Context]
-    out: Optional[Path] = None
+    plan: RunPlan
     files: dict = field(default_factory=dict)
-    plan: Optional[RunPlan] = None
+
+    @property
+    def settings(self) -> RunSettings:
+        return self.plan.settings
+
+    @property
+    def devices(self) -> List[mx.Context]:
+        return list(self.plan.devices)
+
+    @property
+    def out(self) -> Optional[Path]:
+        """The output folder; None when nothing was written."""
+        return self.plan.out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,12 +135,7 @@ def _fashion_mnist(settings: RunSettings, data_root, shards: Mapping[str, int]):
 # Callbacks: progress and checkpoints
 # ---------------------------------------------------------------------------------------------
 
-def _device_spec(device: mx.Context) -> str:
-    """A device as ``--device`` names it (``cpu0``, ``gpu1``)."""
-    return f"{device.device_type}{device.device_id}"
-
-
-class Checkpointer(Callback):
+class Checkpointer(EpochCheckpointer):
     """Writes a checkpoint (:func:`checkpoint.save_checkpoint`) at the end of every epoch; in a
     resumed run it first restores the trainer's state from ``resume_from``. ``animator``'s points
     are saved with it so that a resumed run draws the whole curve, and ``data_root`` (the run's
@@ -149,25 +151,16 @@ class Checkpointer(Callback):
 
     def __init__(self, path, settings: RunSettings, *, data_root: Path,
                  resume_from: Optional[Checkpoint] = None, animator=None):
-        self.path = Path(path)
+        super().__init__(path, resume_from=resume_from)
         self.settings = settings
-        self.resume_from = resume_from
         self.animator = animator
         self.data_root = str(data_root)
 
-    def on_train_begin(self, state):
-        remove_stale_temporaries(self.path)  # left by a process killed while writing
-        if self.resume_from is not None:
-            self.resume_from.load_trainer_states(state.trainer, net=state.net)
-
-    def on_epoch_end(self, state):
+    def contents(self, state):
         extra = {"data_root": self.data_root}
         if self.animator is not None and self.animator.X is not None:
             extra["curve"] = {"X": self.animator.X, "Y": self.animator.Y}
-        save_checkpoint(self.path, net=state.net, trainer=state.trainer,
-                        model=self.settings.model, epoch=state.epoch + 1,
-                        settings=self.settings.to_dict(), history=state.history,
-                        devices=[_device_spec(d) for d in state.devices], extra=extra)
+        return self.settings.model, self.settings.to_dict(), extra
 
 
 class _ClusterCheckpointer(Callback):
@@ -340,7 +333,7 @@ def run_training(plan: RunPlan, *, callbacks: Iterable[Callback] = (), data=None
                 save_parameters(net, files["parameters"], about=_about(settings))
         if not quiet:
             print_result(history, devices)
-        return TrainOutcome(net, history, settings, devices, out, files, plan)
+        return TrainOutcome(net, history, plan, files)
 
 
 def _about(settings: RunSettings) -> dict:
@@ -490,8 +483,8 @@ def _resume_devices(checkpoint: Checkpoint, device) -> List[mx.Context]:
         raise ValueError(f"the run in {checkpoint.path.parent} trained on {len(saved)} device(s) "
                          f"({','.join(saved)}); continue it on as many, since every device "
                          f"computes its share of each batch (with its own batch statistics)")
-    if [_device_spec(d) for d in devices] != saved:
+    if [device_spec(d) for d in devices] != saved:
         print(f"note: the run trained on {','.join(saved)} and continues on "
-              f"{','.join(map(_device_spec, devices))}: same batches and random draws, but the "
+              f"{','.join(map(device_spec, devices))}: same batches and random draws, but the "
               f"floating-point results of other hardware differ slightly", file=sys.stderr)
     return devices

@@ -601,7 +601,7 @@ def train_step(net, trainer: gluon.Trainer, loss, X, y, devices: Sequence[mx.Con
         y_hats = [(_forward_with_clear_shape_errors(net, X_shard) if check_shapes
                    else net(X_shard)) for X_shard in Xs]
         if check_shapes:
-            _check_output_width(y_hats[0], ys[0])
+            check_output_width(y_hats[0], ys[0])
         ls = [loss(y_hat, y_shard) for y_hat, y_shard in zip(y_hats, ys)]
     for l in ls:
         l.backward()
@@ -611,7 +611,7 @@ def train_step(net, trainer: gluon.Trainer, loss, X, y, devices: Sequence[mx.Con
     return loss_sum, correct
 
 
-def _check_output_width(y_hat, y) -> None:
+def check_output_width(y_hat, y) -> None:
     """Checked once, on the first batch: a network with fewer outputs than classes trains without
     an error (the loss picks out-of-range entries) and the book's ``accuracy`` broadcasts a
     ``(n, 1)`` output against ``(n,)`` labels into nonsense."""

@@ -180,22 +180,18 @@ class ClusterRole:
     """This worker's place in a parameter-server run (see :mod:`..runtime.distributed`).
 
     Args:
-        kvstore: the connected ``dist_*`` kvstore the gluon Trainer pushes to.
+        kvstore_type: the connected kvstore's type (``dist_sync``, ``dist_async``, ...).
         worker: this worker's rank and the number of workers.
         step_batch_size: what ``trainer.step`` divides by: the global batch under ``dist_sync``.
     """
 
-    kvstore: "KVStore"
+    kvstore_type: str
     worker: distributed.WorkerInfo
     step_batch_size: int
 
     @property
     def is_chief(self) -> bool:
         return self.worker.is_chief
-
-    @property
-    def kvstore_type(self) -> str:
-        return self.kvstore.type
 
 
 @dataclass(frozen=True)
@@ -231,7 +227,7 @@ class RunPlan:
     @property
     def shards(self) -> Dict[str, int]:
         """This worker's shard of the training images (:func:`distributed.shard_options`)."""
-        return distributed.shard_options(self.cluster.kvstore if self.cluster else None)
+        return distributed.shard_options(self.kvstore if self.cluster else None)
 
     @property
     def step_batch_size(self) -> Optional[int]:
@@ -241,8 +237,8 @@ class RunPlan:
 
 def plan_run(settings: RunSettings, *,
              device: Union[str, mx.Context, Sequence[mx.Context], None] = None,
-             data_root=None, kvstore: Union[str, "KVStore", None] = "device", out: Union[str, Path, None] = None,
-             resume_from: Optional["Checkpoint"] = None) -> RunPlan:
+             data_root=None, kvstore: Union[str, "KVStore", None] = "device",
+             out: Union[str, Path, None] = None, resume_from: Optional["Checkpoint"] = None) -> RunPlan:
     """Decide where ``settings`` trains, once, for everything below to use.
 
     Args:
@@ -273,7 +269,7 @@ def plan_run(settings: RunSettings, *,
         # this worker its rank. The kvstore lives as long as the plan.
         if isinstance(kvstore, str):
             kvstore = distributed.create_kvstore(kvstore)
-        cluster = ClusterRole(kvstore, distributed.worker_info(kvstore),
+        cluster = ClusterRole(kind, distributed.worker_info(kvstore),
                               distributed.trainer_batch_size(kvstore, settings.batch_size))
         if not cluster.is_chief:
             out = None  # every worker has the same weights: rank 0 writes them
@@ -309,12 +305,8 @@ def check_kvstore(kvstore: Union[str, "KVStore", None], *,
                          f"dist_sync`, or pass --independent to `launch` to really run independent "
                          f"copies")
     if on_cluster and resume_out is not None:
-        raise ValueError(cluster_resume_message(kind, resume_out))
+        raise ValueError(f"--resume cannot be combined with --kvstore {kind}: a cluster run keeps "
+                         f"no checkpoint (MXNet cannot save the optimizer state its servers hold). "
+                         f"Start a new run; rank 0's weights of the last finished epoch are in "
+                         f"{Path(resume_out) / 'model.params'}")
     return kind
-
-
-def cluster_resume_message(kvstore: str, out: Path) -> str:
-    """Why a run on a cluster cannot continue from a checkpoint, and what there is instead."""
-    return (f"--resume cannot be combined with --kvstore {kvstore}: a cluster run keeps no "
-            f"checkpoint (MXNet cannot save the optimizer state its servers hold). Start a new "
-            f"run; rank 0's weights of the last finished epoch are in {Path(out) / 'model.params'}")

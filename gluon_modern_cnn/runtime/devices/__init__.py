@@ -28,13 +28,13 @@ costs. :func:`warn_if_gpu_unusable` and :func:`describe_devices` show the explan
 """
 from .decision import GPU, DriverProbe, GPUStatus, MXNetProbe, assess
 from .probes import gpu_status, probe_driver, probe_mxnet
-from .selection import (GPUFallbackWarning, as_contexts, describe_devices, num_gpus,
+from .selection import (GPUFallbackWarning, as_contexts, describe_devices, device_spec, num_gpus,
                         parse_devices, resolve_devices, try_all_gpus, try_gpu,
                         warn_if_gpu_unusable)
 from .selection import _forget_probes  # noqa: F401  (tests reset every cache through the package)
 from .wheels import KNOWN_WHEELS, WheelBuild
 
-__all__ = ["num_gpus", "try_gpu", "try_all_gpus", "parse_devices", "as_contexts",
+__all__ = ["num_gpus", "try_gpu", "try_all_gpus", "parse_devices", "device_spec", "as_contexts",
            "resolve_devices", "warn_if_gpu_unusable",
            "describe_devices", "gpu_status", "assess", "probe_driver", "probe_mxnet",
            "GPU", "DriverProbe", "MXNetProbe", "GPUStatus", "WheelBuild", "KNOWN_WHEELS",

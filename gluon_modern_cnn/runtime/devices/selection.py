@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from mxnet.context import Context
 
 __all__ = ["num_gpus", "try_gpu", "try_all_gpus", "warn_if_gpu_unusable", "describe_devices",
-           "parse_devices", "as_contexts", "resolve_devices", "GPUFallbackWarning"]
+           "parse_devices", "device_spec", "as_contexts", "resolve_devices",
+           "GPUFallbackWarning"]
 
 
 class GPUFallbackWarning(RuntimeWarning):
@@ -129,6 +130,16 @@ def parse_devices(spec: str) -> list[Context]:
     return contexts
 
 
+def device_spec(device: Context) -> str:
+    """A context as ``--device`` names it (``cpu0``, ``gpu1``): what :func:`parse_devices` reads
+    back, and what checkpoints record.
+
+    Args:
+        device: an MXNet context.
+    """
+    return f"{device.device_type}{device.device_id}"
+
+
 def as_contexts(device: Union[Context, Sequence[Context]]) -> list[Context]:
     """A context or a non-empty list of them as a list, or a ValueError naming what was given.
 
@@ -150,7 +161,8 @@ def as_contexts(device: Union[Context, Sequence[Context]]) -> list[Context]:
 
 
 def resolve_devices(device: Union[str, Context, Sequence[Context], None]) -> list[Context]:
-    """The devices of a run, decided once: every entry point that takes a device goes through here.
+    """The devices of a run, decided once: the run plan, reproduction and resumption go through
+    here (the book's loops take contexts only: :func:`as_contexts`).
 
     Args:
         device: None: the book's ``try_gpu()``; a ``--device`` spec (``cpu``, ``gpu0,gpu1``,
